@@ -1,0 +1,134 @@
+"""The ``python -m classifier`` commands behind ``make train`` and ``make evaluate``.
+
+train     fit a model on a zip of class folders or a CIFAR-10 tarball; resumable
+export    turn a trained ``.keras`` model into ``model.tflite`` + ``card.json``
+evaluate  print a model's card figures (accuracy, per class, confusion, calibration)
+"""
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+
+DEFAULT_TRAIN_DATA = "../shared/data/cifar10-train.zip"
+DEFAULT_TEST_DATA = "../shared/data/cifar10-test.zip"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m classifier", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    train = commands.add_parser("train", help="train or fine-tune; resumes from --checkpoints")
+    train.add_argument("--data", default=DEFAULT_TRAIN_DATA, help="zip of class folders, CIFAR-10 tarball or s3:// URI")
+    train.add_argument("--out", required=True, help="folder for model.keras and training.json")
+    train.add_argument("--checkpoints", help="checkpoint folder (default: OUT/checkpoints)")
+    train.add_argument("--epochs", type=int, help="epochs (default: the recipe's)")
+    train.add_argument("--budget-seconds", type=float, help="size the epochs to this time budget")
+    train.add_argument("--init", help="fine-tune from this .keras model instead of training from scratch")
+    train.add_argument("--limit", type=int, help="use a random N of the images (smoke tests)")
+    train.add_argument("--policy", default="float32", help="Keras dtype policy, e.g. mixed_bfloat16 on a GPU")
+    train.add_argument("--widths", help="comma-separated stem and block widths")
+    train.add_argument("--batch-size", type=int)
+    train.add_argument("--seed", type=int)
+    train.add_argument("--cutout", type=int, help="cutout square side in pixels (0 = off)")
+    train.add_argument("--peak-lr", type=float, help="peak learning rate of the one-cycle schedule")
+
+    export = commands.add_parser("export", help="write model.tflite and card.json for a trained model")
+    export.add_argument("--model", required=True, help="model.keras from train")
+    export.add_argument("--out", required=True)
+    export.add_argument("--test-data", default=DEFAULT_TEST_DATA)
+    export.add_argument("--quantization", default="float16", choices=["float32", "float16", "dynamic"])
+    export.add_argument("--version", help="model version (default: a UTC timestamp)")
+    export.add_argument("--parent", help="parent model version")
+
+    evaluate = commands.add_parser("evaluate", help="print a model's accuracy, per class, confusion, ECE")
+    evaluate.add_argument("--model", required=True, help=".tflite or .keras file")
+    evaluate.add_argument("--data", default=DEFAULT_TEST_DATA)
+    evaluate.add_argument("--tta", action="store_true", help="average with the horizontal flip")
+
+    args = parser.parse_args(argv)
+    return {"train": _train, "export": _export, "evaluate": _evaluate}[args.command](args)
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _train(args) -> int:
+    import keras
+
+    from classifier.datasets import load_dataset
+    from classifier.training import HyperParameters, train
+
+    started = time.perf_counter()
+    data = load_dataset(args.data, "train")
+    if args.limit:
+        data = data.sample(args.limit)
+    _log(f"loaded {len(data)} images from {args.data} in {time.perf_counter() - started:.1f}s "
+         f"({len(data.rejected)} rejected); backend {keras.backend.backend()}")
+    overrides = {"dtype_policy": args.policy}
+    for field, value in (("epochs", args.epochs), ("batch_size", args.batch_size), ("seed", args.seed),
+                         ("peak_learning_rate", args.peak_lr), ("cutout", args.cutout)):
+        if value is not None:
+            overrides[field] = value
+    if args.widths:
+        overrides["widths"] = tuple(int(w) for w in args.widths.split(","))
+    init = keras.models.load_model(args.init) if args.init else None
+    hp = HyperParameters.finetune(**overrides) if init else HyperParameters(**overrides)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    def progress(row: dict) -> None:
+        _log(f"epoch {row['epoch']}/{row['epochs']}  loss {row['loss']:.4f}  accuracy {row['accuracy']:.4f}  "
+             f"{row['seconds']:.1f}s  about {row['seconds_left']:.0f}s left")
+
+    result = train(data.images, data.labels, args.checkpoints or out / "checkpoints", hp,
+                   init_model=init, budget_seconds=args.budget_seconds, progress=progress)
+    result.model.save(out / "model.keras")
+    record = {
+        "hyper_parameters": result.hyper_parameters.to_json(),
+        "history": result.history,
+        "training_seconds": result.seconds,
+        "data": {"source": str(args.data), **data.manifest()},
+        "parent": str(args.init) if args.init else None,
+        "backend": keras.backend.backend(),
+        "keras": keras.__version__,
+        "device": _device_name(),
+    }
+    (out / "training.json").write_text(json.dumps(record, indent=1))
+    _log(f"saved {out / 'model.keras'} after {result.seconds:.0f}s of training")
+    return 0
+
+
+def _device_name() -> str:
+    import keras
+
+    if keras.backend.backend() == "jax":
+        import jax
+
+        return str(jax.devices()[0].device_kind)
+    import platform
+
+    return f"cpu {platform.machine()}"
+
+
+def _export(args) -> int:
+    from classifier.export import export_model
+
+    card = export_model(args.model, args.out, test_data=args.test_data, quantization=args.quantization,
+                        version=args.version, parent=args.parent)
+    print(json.dumps({k: card[k] for k in ("version", "accuracy", "tflite_bytes", "sha256")}, indent=1))
+    return 0
+
+
+def _evaluate(args) -> int:
+    from classifier.datasets import load_dataset
+    from classifier.evaluation import evaluate, format_report, predictor_for
+
+    data = load_dataset(args.data, "test")
+    report = evaluate(predictor_for(args.model), data.images, data.labels, tta=args.tta)
+    print(format_report(report))
+    return 0

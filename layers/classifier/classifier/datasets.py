@@ -1,0 +1,166 @@
+"""Labelled image sets as uint8 arrays.
+
+Two sources:
+- a zip of class folders (``CLASS/NAME.jpg``, the layout of ``../shared/data/*.zip`` and of user
+  uploads), from a local path or an ``s3://`` URI; every entry is decoded through
+  :func:`classifier.preprocessing.decode_image`, the function serving uses;
+- the official CIFAR-10 python tarball (``cifar-10-python.tar.gz``).
+
+Bad entries (wrong folder, unknown class, broken image) are reported in ``Dataset.rejected``,
+never fatal. Nothing is extracted to disk, so entry names cannot escape anywhere.
+"""
+
+import dataclasses
+import hashlib
+import io
+import os
+import pickle
+import tarfile
+import tempfile
+import zipfile
+from collections import Counter
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+
+from classifier.errors import DatasetError, InvalidImageError
+from classifier.labels import LABEL_INDEX, LABELS
+from classifier.limits import CHANNELS, IMAGE_SIZE
+from classifier.preprocessing import decode_image
+
+CIFAR_TARBALL_FOLDER = "cifar-10-batches-py"
+CIFAR_TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
+CIFAR_TEST_BATCH = "test_batch"
+
+
+@dataclasses.dataclass(frozen=True)
+class Rejection:
+    entry: str
+    reason: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Dataset:
+    images: np.ndarray  # (N, 32, 32, 3) uint8
+    labels: np.ndarray  # (N,) int64, indices into LABELS
+    rejected: tuple[Rejection, ...] = ()
+    names: tuple[str, ...] = ()  # entry names, parallel to images, where the source has them
+
+    def sample(self, count: int, seed: int = 0) -> "Dataset":
+        """A random ``count`` images (all classes mixed), in a fixed order for a given seed."""
+        order = np.random.default_rng(seed).permutation(len(self))[:count]
+        return self.subset(np.sort(order))
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def counts(self) -> dict[str, int]:
+        counts = Counter(int(i) for i in self.labels)
+        return {label: counts.get(i, 0) for i, label in enumerate(LABELS)}
+
+    def content_hash(self) -> str:
+        """sha256 over pixels and labels: equal hashes mean equal training data."""
+        digest = hashlib.sha256()
+        digest.update(np.ascontiguousarray(self.images).tobytes())
+        digest.update(np.asarray(self.labels, dtype=np.int64).tobytes())
+        return digest.hexdigest()
+
+    def manifest(self) -> dict:
+        return {"images": len(self), "counts": self.counts(), "sha256": self.content_hash(),
+                "rejected": len(self.rejected)}
+
+    def subset(self, indices: np.ndarray) -> "Dataset":
+        """The images at ``indices`` (an integer array), with their labels and names."""
+        names = tuple(self.names[i] for i in indices) if self.names else ()
+        return Dataset(self.images[indices], self.labels[indices], self.rejected, names)
+
+
+def concatenate(*datasets: Dataset) -> Dataset:
+    return Dataset(
+        np.concatenate([d.images for d in datasets]),
+        np.concatenate([d.labels for d in datasets]),
+        tuple(r for d in datasets for r in d.rejected),
+        tuple(n for d in datasets for n in d.names) if all(d.names for d in datasets) else (),
+    )
+
+
+def load_dataset(source: str | os.PathLike, split: str = "train") -> Dataset:
+    """Load a zip of class folders or a CIFAR-10 tarball from a path or an ``s3://`` URI.
+    ``split`` chooses the tarball's part ("train" or "test"); a zip is all one split."""
+    source = str(source)
+    if source.startswith("s3://"):
+        with tempfile.TemporaryDirectory() as tmp:
+            local = Path(tmp) / PurePosixPath(source).name
+            _download_s3(source, local)
+            return load_dataset(local, split)
+    path = Path(source)
+    if not path.is_file():
+        raise DatasetError(f"No dataset file at {path}.")
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as archive:
+            return load_zip(archive)
+    if tarfile.is_tarfile(path):
+        return load_cifar_tarball(path, split)
+    raise DatasetError(f"{path} is neither a zip of class folders nor a CIFAR-10 tarball.")
+
+
+def class_of(entry: str) -> str:
+    """The class an archive entry belongs to, or raise ValueError with the reason."""
+    parts = PurePosixPath(entry).parts
+    if len(parts) != 2:
+        raise ValueError("expected CLASS/FILE at the archive's root")
+    label = parts[0]
+    if label not in LABEL_INDEX:
+        raise ValueError(f"unknown class folder {label!r}; expected one of {', '.join(LABELS)}")
+    return label
+
+
+def load_zip(archive: zipfile.ZipFile) -> Dataset:
+    images, labels, names, rejected = [], [], [], []
+    for info in archive.infolist():
+        if info.is_dir():
+            continue
+        try:
+            label = class_of(info.filename)
+            image = decode_image(archive.read(info))
+        except (ValueError, InvalidImageError) as error:
+            rejected.append(Rejection(info.filename, str(error)))
+            continue
+        images.append(image)
+        labels.append(LABEL_INDEX[label])
+        names.append(info.filename)
+    return _stack(images, labels, rejected, names)
+
+
+def load_cifar_tarball(path: str | os.PathLike, split: str = "train") -> Dataset:
+    """The official ``cifar-10-python.tar.gz``: pickled batches of CHW rows."""
+    batches = {"train": CIFAR_TRAIN_BATCHES, "test": (CIFAR_TEST_BATCH,)}.get(split)
+    if batches is None:
+        raise DatasetError(f"Unknown split {split!r}; use 'train' or 'test'.")
+    images, labels = [], []
+    with tarfile.open(path) as archive:
+        for name in batches:
+            member = f"{CIFAR_TARBALL_FOLDER}/{name}"
+            try:
+                handle = archive.extractfile(member)
+            except KeyError as error:
+                raise DatasetError(f"{path} has no {member}: not a CIFAR-10 python tarball.") from error
+            batch = pickle.load(io.BytesIO(handle.read()), encoding="bytes")
+            rows = np.asarray(batch[b"data"], dtype=np.uint8)
+            images.append(rows.reshape(-1, CHANNELS, IMAGE_SIZE, IMAGE_SIZE).transpose(0, 2, 3, 1))
+            labels.append(np.asarray(batch[b"labels"], dtype=np.int64))
+    return Dataset(np.ascontiguousarray(np.concatenate(images)), np.concatenate(labels))
+
+
+def _stack(images, labels, rejected, names) -> Dataset:
+    stacked = np.stack(images) if images else np.zeros((0, IMAGE_SIZE, IMAGE_SIZE, CHANNELS), np.uint8)
+    return Dataset(stacked, np.asarray(labels, dtype=np.int64), tuple(rejected), tuple(names))
+
+
+def _download_s3(uri: str, destination: Path) -> None:
+    import boto3  # only for s3:// sources; present in Lambda runtimes and the dev environment
+
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    if not bucket or not key:
+        raise DatasetError(f"{uri} is not an s3://bucket/key URI.")
+    boto3.client("s3").download_file(bucket, key, str(destination))
