@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     export.add_argument("--model", required=True, help="model.keras from train")
     export.add_argument("--out", required=True)
     export.add_argument("--test-data", default=DEFAULT_TEST_DATA)
-    export.add_argument("--quantization", default="float16", choices=["float32", "float16", "dynamic"])
+    export.add_argument("--quantization", default="dynamic", choices=["dynamic", "float16", "float32"])
     export.add_argument("--version", help="model version (default: a UTC timestamp)")
     export.add_argument("--parent", help="parent model version")
 
@@ -89,6 +89,7 @@ def _train(args) -> int:
                    init_model=init, budget_seconds=args.budget_seconds, progress=progress)
     result.model.save(out / "model.keras")
     record = {
+        "command": " ".join(["python -m classifier", *sys.argv[1:]]),
         "hyper_parameters": result.hyper_parameters.to_json(),
         "history": result.history,
         "training_seconds": result.seconds,

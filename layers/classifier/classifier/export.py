@@ -1,0 +1,119 @@
+"""Export: a trained ``.keras`` model to ``model.tflite`` (uint8 input) and its model card.
+
+Keras 3 path: ``model.export()`` writes a SavedModel, ``TFLiteConverter.from_saved_model`` turns
+it into ``.tflite``. Needs TensorFlow (training environment only).
+
+Quantisation (measured on the shipped baseline, 5,000 test images, see its card):
+- ``dynamic`` (default): int8 weights, float activations. Half the size of float16 and the
+  fastest on one CPU thread; top-1 agrees with Keras on 99.7% of test images, accuracy +0.1
+  points (noise).
+- ``float16``: float16 weights, float32 compute; identical predictions, 2x the size, slower.
+- full int8 (activations too) was tried and rejected: 98.8% agreement and slower here, because
+  GELU has no int8 XNNPACK kernel and splits the graph.
+"""
+
+import datetime
+import hashlib
+import json
+import platform
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from classifier.datasets import load_dataset
+from classifier.evaluation import metrics, predict_batched
+from classifier.labels import LABELS
+from classifier.runtime import TFLiteModel
+
+QUANTIZATIONS = ("dynamic", "float16", "float32")
+CARD_SCHEMA = 1
+
+
+def new_version(now: datetime.datetime | None = None) -> str:
+    """A sortable version name: v + UTC timestamp."""
+    now = now or datetime.datetime.now(datetime.UTC)
+    return now.strftime("v%Y%m%d-%H%M%S")
+
+
+def to_tflite(model, quantization: str = "dynamic") -> bytes:
+    import tensorflow as tf
+
+    if quantization not in QUANTIZATIONS:
+        raise ValueError(f"quantization must be one of {QUANTIZATIONS}")
+    with tempfile.TemporaryDirectory() as tmp:
+        model.export(tmp, format="tf_saved_model", verbose=False)
+        converter = tf.lite.TFLiteConverter.from_saved_model(tmp)
+        if quantization != "float32":
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        if quantization == "float16":
+            converter.target_spec.supported_types = [tf.float16]
+        return converter.convert()
+
+
+def runtime_versions() -> dict:
+    versions = {"python": platform.python_version(), "numpy": np.__version__}
+    for name in ("keras", "tensorflow", "ai_edge_litert", "PIL"):
+        try:
+            module = __import__(name)
+        except ImportError:
+            continue
+        versions[name] = getattr(module, "__version__", "unknown")
+    return versions
+
+
+def export_model(
+    model_path: str | Path,
+    out_dir: str | Path,
+    test_data: str | Path,
+    quantization: str = "dynamic",
+    version: str | None = None,
+    parent: str | None = None,
+) -> dict:
+    """Write ``model.tflite``, ``model.keras`` (float32) and ``card.json`` to ``out_dir``;
+    return the card. The training record (``training.json`` beside ``model_path``) goes into
+    the card when present."""
+    import keras
+
+    from classifier.training import float32_copy
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model = float32_copy(keras.models.load_model(model_path))
+    content = to_tflite(model, quantization)
+    (out_dir / "model.tflite").write_bytes(content)
+    if Path(model_path).resolve() != (out_dir / "model.keras").resolve():
+        model.save(out_dir / "model.keras")
+
+    test = load_dataset(test_data, "test")
+    lite = TFLiteModel(content, num_threads=2)
+    lite_probabilities = predict_batched(lite.predict, test.images)
+    keras_probabilities = model.predict(test.images, batch_size=500, verbose=0)
+    flip_probabilities = predict_batched(lite.predict, test.images, tta=True)
+    training_path = Path(model_path).with_name("training.json")
+    training = json.loads(training_path.read_text()) if training_path.exists() else {}
+    card = {
+        "schema": CARD_SCHEMA,
+        "version": version or new_version(),
+        "parent_version": parent,
+        "created_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "labels": list(LABELS),
+        "input": {"dtype": "uint8", "shape": [None, 32, 32, 3], "normalisation": "inside the model"},
+        **metrics(lite_probabilities, test.labels),
+        "accuracy_flip_tta": metrics(flip_probabilities, test.labels)["accuracy"],
+        "keras_accuracy": float((keras_probabilities.argmax(1) == test.labels).mean()),
+        "keras_top1_agreement": float((keras_probabilities.argmax(1) == lite_probabilities.argmax(1)).mean()),
+        "test_data": {"source": Path(str(test_data)).name, **test.manifest()},
+        "training_data": training.get("data"),
+        "hyper_parameters": training.get("hyper_parameters"),
+        "training": {key: training.get(key) for key in ("training_seconds", "device", "backend", "keras")}
+        | {"epochs": len(training.get("history", [])),
+           "final_train_accuracy": (training.get("history") or [{}])[-1].get("accuracy")},
+        "parameters": int(model.count_params()),
+        "quantization": quantization,
+        "tflite_bytes": len(content),
+        "sha256": hashlib.sha256(content).hexdigest(),
+        "runtime_versions": runtime_versions(),
+    }
+    (out_dir / "card.json").write_text(json.dumps(card, indent=1) + "\n")
+    return card
