@@ -10,6 +10,7 @@ composited on white, 16-bit is scaled, not clipped), centre crop to a square, an
 """
 
 import io
+import struct
 import warnings
 
 import numpy as np
@@ -31,6 +32,9 @@ from classifier.limits import (
 )
 
 _WHITE = (255, 255, 255, 255)
+# What Pillow raises for damaged data, by plugin: OSError (truncated), SyntaxError (bad headers),
+# ValueError / EOFError / struct.error (inconsistent fields).
+_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error)
 # JPEG can decode at 1/2, 1/4 or 1/8 scale for free; keep at least this many pixels a side so
 # the antialiased resize still sees real detail.
 _JPEG_DRAFT_SIDE = 4 * IMAGE_SIZE
@@ -48,8 +52,11 @@ def decode_image(data: bytes) -> np.ndarray:
             f"The image is {len(data):,} bytes; the limit is {MAX_IMAGE_BYTES:,} bytes."
         )
     image = _open(data)
-    image = _to_rgb(ImageOps.exif_transpose(image))
-    image = ImageOps.fit(image, (IMAGE_SIZE, IMAGE_SIZE), method=Image.Resampling.LANCZOS)
+    try:
+        image = _to_rgb(ImageOps.exif_transpose(image))
+        image = ImageOps.fit(image, (IMAGE_SIZE, IMAGE_SIZE), method=Image.Resampling.LANCZOS)
+    except _DECODE_ERRORS as error:
+        raise UndecodableImageError(f"The {image.format} image is damaged: {error}") from error
     return np.ascontiguousarray(np.asarray(image, dtype=np.uint8))
 
 
@@ -58,13 +65,15 @@ def _open(data: bytes) -> Image.Image:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data))
-    except (UnidentifiedImageError, Image.DecompressionBombWarning, Image.DecompressionBombError) as error:
-        if isinstance(error, UnidentifiedImageError):
-            raise UndecodableImageError(
-                "The bytes are not an image in any format this service reads "
-                f"({', '.join(sorted(SUPPORTED_FORMATS))})."
-            ) from error
+    except UnidentifiedImageError as error:
+        raise UndecodableImageError(
+            "The bytes are not an image in any format this service reads "
+            f"({', '.join(sorted(SUPPORTED_FORMATS))})."
+        ) from error
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError) as error:
         raise ImageTooLargeError(f"The image has too many pixels: {error}") from error
+    except _DECODE_ERRORS as error:
+        raise UndecodableImageError(f"The image is damaged or truncated: {error}") from error
     if image.format not in SUPPORTED_FORMATS:
         raise UnsupportedFormatError(
             f"{image.format} images are not supported; "
@@ -84,7 +93,7 @@ def _open(data: bytes) -> Image.Image:
         image.draft("RGB", (_JPEG_DRAFT_SIDE, _JPEG_DRAFT_SIDE))
     try:
         image.load()
-    except (OSError, SyntaxError, ValueError) as error:
+    except _DECODE_ERRORS as error:
         raise UndecodableImageError(f"The {image.format} image is damaged or truncated.") from error
     return image
 

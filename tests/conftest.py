@@ -1,0 +1,54 @@
+"""Fixtures shared by every test folder: the team's CIFAR-10 data (never copied into the repo)
+and small helpers to make encoded images."""
+
+import io
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+BASELINE_DIR = REPO / "layers" / "classifier" / "classifier" / "baseline"
+
+
+def data_dir() -> Path:
+    """CIFAR10_DATA (the Makefile and .ci/run export it), else ../shared/data beside the repo."""
+    path = Path(os.environ.get("CIFAR10_DATA", REPO.parent / "shared" / "data"))
+    if not (path / "cifar10-test.zip").is_file():
+        pytest.fail(f"CIFAR-10 data not found in {path}: set CIFAR10_DATA to the folder holding cifar10-test.zip")
+    return path
+
+
+@pytest.fixture(scope="session")
+def test_zip() -> Path:
+    return data_dir() / "cifar10-test.zip"
+
+
+@pytest.fixture(scope="session")
+def test_set(test_zip):
+    from classifier.datasets import load_dataset
+
+    return load_dataset(test_zip)
+
+
+@pytest.fixture(scope="session")
+def dog_jpeg(test_zip) -> bytes:
+    """A real CIFAR-10 test image (a dog), as the JPEG bytes a user would send."""
+    with zipfile.ZipFile(test_zip) as archive:
+        return archive.read("dog/0000.jpg")
+
+
+def encode(image: Image.Image, format: str, **options) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=format, **options)
+    return buffer.getvalue()
+
+
+def gradient(width: int = 64, height: int = 48) -> Image.Image:
+    """An RGB image with structure in every channel, so crops and flips are visible."""
+    y, x = np.mgrid[0:height, 0:width]
+    pixels = np.stack([x * 255 // max(width - 1, 1), y * 255 // max(height - 1, 1), (x + y) % 256], axis=-1)
+    return Image.fromarray(pixels.astype(np.uint8), "RGB")
