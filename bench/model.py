@@ -1,0 +1,109 @@
+"""The shipped model on LiteRT (one thread) beside the same network through Keras
+``model.predict``: per-image latency, batch throughput, process start to first prediction.
+
+Each engine runs in its own process (so start-up is measured honestly and thread settings do
+not leak): ``python -m bench.model`` prints the table; ``--engine X --json`` is the worker.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+BASELINE = REPO / "layers" / "classifier" / "classifier" / "baseline"
+BATCH_SIZES = (1, 8, 32, 128)
+LATENCY_RUNS = 300
+ENGINES = {"litert": "LiteRT, 1 thread", "keras": "Keras predict, 1 thread"}
+
+
+def _images(count: int) -> np.ndarray:
+    return np.random.default_rng(0).integers(0, 256, (count, 32, 32, 3), dtype=np.uint8)
+
+
+def _loader(engine: str):
+    if engine == "litert":
+        from classifier.runtime import TFLiteModel
+
+        model = TFLiteModel.from_path(BASELINE / "model.tflite", num_threads=1)
+        return model.predict
+    import keras
+
+    model = keras.models.load_model(BASELINE / "model.keras")
+    return lambda batch: model.predict(batch, batch_size=len(batch), verbose=0)
+
+
+def worker(engine: str, started: float) -> dict:
+    predict = _loader(engine)
+    predict(_images(1))
+    first_prediction = time.time() - started
+    single = _images(LATENCY_RUNS)
+    latencies = []
+    for i in range(LATENCY_RUNS):
+        t = time.perf_counter()
+        predict(single[i : i + 1])
+        latencies.append(time.perf_counter() - t)
+    latencies = np.array(latencies[20:]) * 1000
+    throughput = {}
+    for size in BATCH_SIZES:
+        batch = _images(size)
+        predict(batch)  # resize / retrace once
+        repeats = max(3, 256 // size)
+        t = time.perf_counter()
+        for _ in range(repeats):
+            predict(batch)
+        throughput[size] = size * repeats / (time.perf_counter() - t)
+    return {"first_prediction_s": first_prediction, "p50_ms": float(np.percentile(latencies, 50)),
+            "p95_ms": float(np.percentile(latencies, 95)), "throughput": throughput}
+
+
+def run_engine(engine: str) -> dict:
+    env = {**os.environ, "PYTHONPATH": f"{REPO / 'layers' / 'classifier'}{os.pathsep}{REPO}",
+           "TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1", "TF_CPP_MIN_LOG_LEVEL": "3",
+           "KERAS_BACKEND": "tensorflow"}
+    result = subprocess.run([sys.executable, "-m", "bench.model", "--engine", engine, "--started", repr(time.time())],
+                            env=env, capture_output=True, text=True, check=True, cwd=REPO)
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    results = {engine: run_engine(engine) for engine in ENGINES}
+    lite, ref = results["litert"], results["keras"]
+    card = json.loads((BASELINE / "card.json").read_text())
+    print(f"\nShipped model {card['version']}: {card['tflite_bytes'] / 1e6:.2f} MB .tflite "
+          f"({card['quantization']}), {card['parameters']:,} parameters; CPU: {_cpu()}")
+    print(f"{'measure':<34} {ENGINES['litert']:>18} {ENGINES['keras']:>26} {'ratio':>8}")
+    rows = [("process start to first prediction, s", "first_prediction_s", "{:.3f}"),
+            ("one image, p50 ms", "p50_ms", "{:.2f}"), ("one image, p95 ms", "p95_ms", "{:.2f}")]
+    for label, key, form in rows:
+        print(f"{label:<34} {form.format(lite[key]):>18} {form.format(ref[key]):>26} {ref[key] / lite[key]:>7.1f}x")
+    for size in BATCH_SIZES:
+        a, b = lite["throughput"][str(size)], ref["throughput"][str(size)]
+        print(f"{f'batch {size}, images/s':<34} {a:>18.0f} {b:>26.0f} {a / b:>7.1f}x")
+    print("ratio: how many times LiteRT is faster (Keras time / LiteRT time)")
+
+
+def _cpu() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return f"{line.split(':', 1)[1].strip()}, {os.cpu_count()} cores"
+    except OSError:
+        pass
+    return f"{os.cpu_count()} cores"
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--engine", choices=sorted(ENGINES))
+    parser.add_argument("--started", type=float)
+    args = parser.parse_args()
+    if args.engine:
+        print(json.dumps(worker(args.engine, args.started)))
+    else:
+        main()
