@@ -40,3 +40,42 @@ bench: setup
 
 clean:
 	rm -rf .aws-sam build .pytest_cache
+
+# --- Build, validate, invoke, deploy (SAM). The SAM CLI and cfn-lint live in their own virtual
+# environment: their pins conflict with the project's.
+SAM_VENV := .venv-sam
+SAM := $(SAM_VENV)/bin/sam
+export SAM_CLI_TELEMETRY ?= 0
+FUNCTION ?= PredictFunction
+EVENT ?= shared/events/predict-raw.json
+
+.PHONY: sam build validate invoke deploy
+
+## sam: the SAM CLI (and cfn-lint) in .venv-sam
+sam: $(SAM_VENV)/.installed
+
+$(SAM_VENV)/.installed: requirements/sam.txt
+	test -x $(SAM_VENV)/bin/python || $(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/pip install --quiet --upgrade pip
+	$(SAM_VENV)/bin/pip install --quiet -r requirements/sam.txt
+	touch $@
+
+# The build tests run sam and cfn-lint.
+test: sam
+
+## build: sam build without Docker (makefile builds: manylinux wheels for Python 3.12 into the layer)
+build: setup sam
+	PYTHON=$(CURDIR)/$(BIN)/python $(SAM) build
+
+## validate: sam validate --lint and cfn-lint
+validate: sam
+	$(SAM) validate --lint
+	$(SAM_VENV)/bin/cfn-lint template.yaml
+
+## invoke: run FUNCTION's handler in-process on EVENT (moto for S3/DynamoDB unless AWS_ENDPOINT_URL is set)
+invoke: setup
+	$(BIN)/python -m infra.invoke --function $(FUNCTION) --event $(EVENT)
+
+## deploy: build, then sam deploy with samconfig.toml's defaults (needs AWS credentials)
+deploy: build
+	$(SAM) deploy $(FLAGS)

@@ -2,8 +2,10 @@
 and small helpers to make encoded images."""
 
 import io
+import json
 import os
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -52,3 +54,39 @@ def gradient(width: int = 64, height: int = 48) -> Image.Image:
     y, x = np.mgrid[0:height, 0:width]
     pixels = np.stack([x * 255 // max(width - 1, 1), y * 255 // max(height - 1, 1), (x + y) % 256], axis=-1)
     return Image.fromarray(pixels.astype(np.uint8), "RGB")
+
+
+# --- Lambda events and context ----------------------------------------------------------------
+# Events are the JSON files in shared/events/, the same files `sam local invoke -e`, `make invoke`
+# and the console's test tab take.
+
+EVENTS_DIR = REPO / "shared" / "events"
+
+
+def read_event(name: str) -> dict:
+    return json.loads((EVENTS_DIR / f"{name}.json").read_text())
+
+
+@pytest.fixture
+def load_event():
+    """``load_event("predict-raw")``: a fresh copy of ``shared/events/predict-raw.json``."""
+    return read_event
+
+
+@dataclass
+class FakeLambdaContext:
+    function_name: str = "test-function"
+    function_version: str = "$LATEST"
+    memory_limit_in_mb: int = 1024
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:test-function"
+    aws_request_id: str = "00000000-0000-4000-8000-000000000000"
+    log_group_name: str = "/aws/lambda/test-function"
+    log_stream_name: str = "2026/01/01/[$LATEST]test"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 10_000
+
+
+@pytest.fixture
+def lambda_context() -> FakeLambdaContext:
+    return FakeLambdaContext()

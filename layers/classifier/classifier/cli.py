@@ -61,7 +61,7 @@ def _train(args) -> int:
     import keras
 
     from classifier.datasets import load_dataset
-    from classifier.training import HyperParameters, train
+    from classifier.training import HyperParameters, save_run, train
 
     started = time.perf_counter()
     data = load_dataset(args.data, "train")
@@ -87,33 +87,10 @@ def _train(args) -> int:
 
     result = train(data.images, data.labels, args.checkpoints or out / "checkpoints", hp,
                    init_model=init, budget_seconds=args.budget_seconds, progress=progress)
-    result.model.save(out / "model.keras")
-    record = {
-        "command": " ".join(["python -m classifier", *sys.argv[1:]]),
-        "hyper_parameters": result.hyper_parameters.to_json(),
-        "history": result.history,
-        "training_seconds": result.seconds,
-        "data": {"source": str(args.data), **data.manifest()},
-        "parent": str(args.init) if args.init else None,
-        "backend": keras.backend.backend(),
-        "keras": keras.__version__,
-        "device": _device_name(),
-    }
-    (out / "training.json").write_text(json.dumps(record, indent=1))
+    save_run(result, out, data, source=str(args.data), parent=args.init,
+             command=" ".join(["python -m classifier", *sys.argv[1:]]))
     _log(f"saved {out / 'model.keras'} after {result.seconds:.0f}s of training")
     return 0
-
-
-def _device_name() -> str:
-    import keras
-
-    if keras.backend.backend() == "jax":
-        import jax
-
-        return str(jax.devices()[0].device_kind)
-    import platform
-
-    return f"cpu {platform.machine()}"
 
 
 def _export(args) -> int:

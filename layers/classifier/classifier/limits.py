@@ -11,3 +11,18 @@ MAX_IMAGE_BYTES = 8 * 1024 * 1024  # encoded size
 MAX_IMAGE_PIXELS = 40_000_000  # width x height, checked before decoding (decompression bombs)
 MIN_IMAGE_SIDE = 16  # pixels; smaller images carry too little to classify
 SUPPORTED_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "GIF", "BMP"})
+
+# API limits (issue 3): what the predict and batch functions accept in one request.
+MAX_PAYLOAD_BYTES = 6 * 1024 * 1024  # Lambda's synchronous invocation payload, the request body included
+MAX_BATCH_IMAGES = 64  # images in one POST /predict/batch
+DEFAULT_TOP_K = 3  # classes in a response's ``top_k`` unless the ``top_k`` query parameter says otherwise
+DEFAULT_LIST_LIMIT = 20  # records per page of GET /predictions
+MAX_LIST_LIMIT = 100
+
+# Training data (issue 5): direct uploads and zip uploads of class folders.
+MAX_DIRECT_TRAINING_IMAGES = 64  # images in one POST /training-data request
+MAX_UPLOAD_ZIP_BYTES = 512 * 1024 * 1024  # a presigned zip upload (enforced by the presigned POST policy)
+MAX_ZIP_ENTRIES = 60_000  # files in one zip: CIFAR-10's 50,000 training images fit
+MAX_ZIP_UNCOMPRESSED_BYTES = 2 * 1024 * 1024 * 1024  # sum of the entries' declared sizes
+MAX_ZIP_COMPRESSION_RATIO = 100  # uncompressed / compressed per entry; images barely compress
+PRESIGNED_UPLOAD_SECONDS = 3600  # how long a presigned upload stays valid

@@ -296,3 +296,32 @@ def _save_checkpoint(model: keras.Model, state: dict, checkpoint_dir: Path) -> N
     os.replace(tmp_state, checkpoint_dir / STATE_FILE)
     if previous and previous != name:
         (checkpoint_dir / previous).unlink(missing_ok=True)
+
+
+def save_run(result: TrainingResult, out: Path, data, source: str, parent: str | None, command: str = "") -> Path:
+    """Write ``model.keras`` and ``training.json`` (what export puts in the model card) to ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    result.model.save(out / "model.keras")
+    record = {
+        "command": command,
+        "hyper_parameters": result.hyper_parameters.to_json(),
+        "history": result.history,
+        "training_seconds": result.seconds,
+        "data": {"source": source, **data.manifest()},
+        "parent": parent,
+        "backend": keras.backend.backend(),
+        "keras": keras.__version__,
+        "device": device_name(),
+    }
+    (out / "training.json").write_text(json.dumps(record, indent=1))
+    return out / "model.keras"
+
+
+def device_name() -> str:
+    if keras.backend.backend() == "jax":
+        import jax
+
+        return str(jax.devices()[0].device_kind)
+    import platform
+
+    return f"cpu {platform.machine()}"

@@ -1,0 +1,36 @@
+"""POST /predict/batch: classify up to 64 images in one model call (multipart ``files``, JSON ``images``)."""
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from classifier import api, http, service, serving
+from classifier.aws import table
+from classifier.settings import get_settings
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+app = api.make_resolver(logger)
+
+
+@app.post("/predict/batch")
+@tracer.capture_method
+def predict_batch() -> dict:
+    event = app.current_event
+    items = http.parse_images(api.body(event), api.content_type(event))
+    top_k = http.parse_top_k(event.get_query_string_value("top_k"))
+    result = service.predict_batch(
+        items, top_k=top_k, model=serving.current_model(), table=table(get_settings().predictions_table)
+    )
+    metrics.add_metric(name="Predictions", unit=MetricUnit.Count, value=result["succeeded"])
+    metrics.add_metric(name="RejectedImages", unit=MetricUnit.Count, value=result["failed"])
+    metrics.add_metric(name="RecordsNotStored", unit=MetricUnit.Count, value=0 if result["stored"] else 1)
+    return result
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@tracer.capture_lambda_handler
+@metrics.log_metrics(capture_cold_start_metric=True)
+def lambda_handler(event: dict, context: LambdaContext) -> dict:
+    return app.resolve(event, context)

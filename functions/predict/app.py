@@ -1,0 +1,35 @@
+"""POST /predict: classify one image (raw image/*, multipart field ``file``, JSON ``{"image": base64}``)."""
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from classifier import api, http, service, serving
+from classifier.aws import table
+from classifier.settings import get_settings
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+app = api.make_resolver(logger)
+
+
+@app.post("/predict")
+@tracer.capture_method
+def predict() -> dict:
+    event = app.current_event
+    image = http.parse_image(api.body(event), api.content_type(event))
+    top_k = http.parse_top_k(event.get_query_string_value("top_k"))
+    result = service.predict_one(
+        image, top_k=top_k, model=serving.current_model(), table=table(get_settings().predictions_table)
+    )
+    metrics.add_metric(name="Predictions", unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name="RecordsNotStored", unit=MetricUnit.Count, value=0 if result["stored"] else 1)
+    return result
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@tracer.capture_lambda_handler
+@metrics.log_metrics(capture_cold_start_metric=True)
+def lambda_handler(event: dict, context: LambdaContext) -> dict:
+    return app.resolve(event, context)

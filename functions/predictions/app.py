@@ -1,0 +1,35 @@
+"""GET /predictions (newest first, ``limit`` and opaque ``cursor``) and GET /predictions/{prediction_id}."""
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from classifier import api, http, records
+from classifier.aws import table
+from classifier.settings import get_settings
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+app = api.make_resolver(logger)
+
+
+@app.get("/predictions")
+@tracer.capture_method
+def list_predictions() -> dict:
+    event = app.current_event
+    limit = http.parse_limit(event.get_query_string_value("limit"))
+    cursor = event.get_query_string_value("cursor")
+    return records.list_records(table(get_settings().predictions_table), limit=limit, cursor=cursor)
+
+
+@app.get("/predictions/<prediction_id>")
+@tracer.capture_method
+def get_prediction(prediction_id: str) -> dict:
+    return records.get_record(table(get_settings().predictions_table), prediction_id)
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@tracer.capture_lambda_handler
+@metrics.log_metrics(capture_cold_start_metric=True)
+def lambda_handler(event: dict, context: LambdaContext) -> dict:
+    return app.resolve(event, context)

@@ -1,0 +1,170 @@
+"""The local API behind ``make serve``: API Gateway and Lambda emulated from ``template.yaml``.
+
+``LocalApi`` starts, in this order: S3 and DynamoDB (an in-process moto server, unless
+``AWS_ENDPOINT_URL`` names other endpoints), the template's buckets and tables, the functions'
+environment variables, a Lambda Invoke endpoint for asynchronous invocations (exported as
+``AWS_ENDPOINT_URL_LAMBDA``), S3 notifications by polling, and the API on loopback. ``stop()``
+undoes all of it, environment variables included, so tests can start and stop it freely.
+"""
+
+import logging
+import os
+import secrets
+import threading
+from pathlib import Path
+
+import boto3
+from botocore.exceptions import ClientError
+
+from infra.local_api.gateway import INTEGRATION_TIMEOUT_S, Gateway
+from infra.local_api.lambda_runtime import LambdaInvokeApi, LocalLambda, S3Notifications, function_environment
+from infra.local_api.server import ApiServer
+from infra.template import Template
+
+logger = logging.getLogger("local_api")
+
+# What boto3 needs to talk to moto; a developer's own settings win.
+_MOTO_ENVIRONMENT = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing"}
+# Local stand-ins for what Lambda itself provides; X-Ray has no daemon here.
+_LAMBDA_ENVIRONMENT = {"POWERTOOLS_TRACE_DISABLED": "true", "AWS_LAMBDA_LOG_LEVEL": "INFO"}
+
+
+class LocalApi:
+    def __init__(
+        self,
+        template_path: str | Path = "template.yaml",
+        *,
+        host: str = "127.0.0.1",
+        port: int = 3000,
+        api_key: str | None = None,
+        extra_api_keys: tuple[str, ...] = (),
+        parameters: dict[str, str] | None = None,
+        integration_timeout_s: float = INTEGRATION_TIMEOUT_S,
+        s3_poll_interval_s: float = 1.0,
+    ):
+        self.region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+        self.parameters = dict(parameters or {})
+        self.template = Template(template_path, self.parameters, region=self.region)
+        self.host = host
+        self.port = port
+        self.api_key = api_key or secrets.token_hex(20)  # 40 characters, like API Gateway's keys
+        self.api_keys = {self.api_key, *extra_api_keys}  # each key has its own buckets and quota
+        self.integration_timeout_s = integration_timeout_s
+        self.s3_poll_interval_s = s3_poll_interval_s
+        self._saved_environment: dict[str, str | None] = {}
+        self._moto = None
+        self._started: list = []
+
+    @property
+    def uses_moto(self) -> bool:
+        return self._moto is not None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def _setenv(self, values: dict[str, str], override: bool = True) -> None:
+        for key, value in values.items():
+            if not override and key in os.environ:
+                continue
+            self._saved_environment.setdefault(key, os.environ.get(key))
+            os.environ[key] = value
+
+    def start(self) -> "LocalApi":
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start(self) -> None:
+        self._setenv({"AWS_DEFAULT_REGION": self.region}, override=False)
+        if not os.environ.get("AWS_ENDPOINT_URL"):
+            from moto.server import ThreadedMotoServer  # only when moto serves; never on a real endpoint
+
+            self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+            self._moto.start()
+            host, port = self._moto.get_host_and_port()
+            self._setenv(_MOTO_ENVIRONMENT, override=False)
+            self._setenv({"AWS_ENDPOINT_URL": f"http://{host}:{port}"})
+        self.storage_endpoint = os.environ["AWS_ENDPOINT_URL"]
+        create_storage(self.template, self.region)
+        self._setenv({**_LAMBDA_ENVIRONMENT, **function_environment(self.template)})
+
+        self.runtime = LocalLambda(self.template, self.region, self.parameters)
+        self._started.append(self.runtime.close)
+        self.lambda_api = LambdaInvokeApi(self.runtime, host="127.0.0.1")
+        self._started.append(self._stop_lambda_api)
+        self._lambda_thread = _serve_in_thread(self.lambda_api, "lambda-invoke-api")
+        self._setenv({"AWS_ENDPOINT_URL_LAMBDA": self.lambda_api.url})
+
+        self.notifications = S3Notifications(self.runtime, self.s3_poll_interval_s)
+        self.notifications.start()
+        self._started.append(self.notifications.stop)
+
+        gateway = Gateway(
+            self.template, self.runtime, self.api_keys, integration_timeout_s=self.integration_timeout_s
+        )
+        self.server = ApiServer(gateway, self.host, self.port)
+        self.port = self.server.port
+        self.server.start()
+        self._started.append(self.server.stop)
+
+    def _stop_lambda_api(self) -> None:
+        self.lambda_api.shutdown()
+        self.lambda_api.server_close()
+        self._lambda_thread.join(timeout=10)
+
+    def stop(self) -> None:
+        """Stop everything started, newest first, and put the environment back as it was."""
+        while self._started:
+            self._started.pop()()
+        if self._moto is not None:
+            self._moto.stop()
+            self._moto = None
+        for key, value in self._saved_environment.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        self._saved_environment.clear()
+
+    def __enter__(self) -> "LocalApi":
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+def _serve_in_thread(server: LambdaInvokeApi, name: str) -> threading.Thread:
+    thread = threading.Thread(target=server.serve_forever, name=name, daemon=True)
+    thread.start()
+    return thread
+
+
+def create_storage(template: Template, region: str) -> None:
+    """The template's buckets (versioned, as declared) and tables (key schemas, indexes), where
+    they do not exist yet."""
+    s3 = boto3.client("s3", region_name=region)
+    for logical_id, name in template.buckets.items():
+        try:
+            if region == "us-east-1":
+                s3.create_bucket(Bucket=name)
+            else:
+                s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": region})
+        except ClientError as error:
+            if error.response["Error"]["Code"] not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+                raise
+        versioning = template.resolve(template.resources[logical_id].get("Properties") or {}).get(
+            "VersioningConfiguration"
+        )
+        if versioning:
+            s3.put_bucket_versioning(Bucket=name, VersioningConfiguration=versioning)
+    dynamodb = boto3.client("dynamodb", region_name=region)
+    for arguments in template.tables.values():
+        try:
+            dynamodb.create_table(**arguments)
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ResourceInUseException":
+                raise

@@ -1,0 +1,74 @@
+"""``make serve``: ``python -m infra.local_api [--port N] [--template template.yaml]``.
+
+Serves on loopback (``--host`` to widen it, on purpose). ``PORT`` and ``API_KEY`` come from the
+environment when set; a key is generated otherwise."""
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+
+from infra.local_api import LocalApi
+
+
+def _example(api: LocalApi) -> str:
+    routes = {(route.method, route.path) for route in api.template.routes}
+    header = f'-H "x-api-key: {api.api_key}"'
+    if ("POST", "/predict") in routes:
+        return f"curl {header} -F file=@dog.jpg {api.url}/predict"
+    method, path = sorted(routes)[0]
+    return f"curl -X {method} {header} {api.url}{path}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m infra.local_api", description=__doc__)
+    parser.add_argument("--template", default="template.yaml")
+    parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default: loopback only)")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT") or 3000))
+    parser.add_argument(
+        "--api-key",
+        default=os.environ.get("API_KEY") or None,
+        help="the key callers send as x-api-key; comma-separated for several (default: generated)",
+    )
+    parser.add_argument(
+        "--parameter", action="append", default=[], metavar="NAME=VALUE", help="template parameter override"
+    )
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    for noisy in ("botocore", "werkzeug"):  # moto's request log and boto3's endpoint notes
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    parameters = dict(item.split("=", 1) for item in args.parameter)
+    keys = [key.strip() for key in (args.api_key or "").split(",") if key.strip()]
+    api = LocalApi(
+        args.template,
+        host=args.host,
+        port=args.port,
+        api_key=keys[0] if keys else None,
+        extra_api_keys=tuple(keys[1:]),
+        parameters=parameters,
+    )
+    api.start()
+    storage = "moto, in process" if api.uses_moto else api.storage_endpoint
+    routes = "\n".join(f"  {route.method:6} {route.path}" for route in api.template.routes)
+    print(
+        f"Local API on {api.url} (stage {api.template.stage_name}; S3 and DynamoDB: {storage})\n"
+        f"{routes}\n"
+        f"API key: {api.api_key}\n"
+        f"Try:     {_example(api)}\n"
+        "Ctrl-C stops it.",
+        flush=True,
+    )
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    try:
+        stopped.wait()
+    except KeyboardInterrupt:
+        pass
+    api.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,472 @@
+"""``template.yaml`` as the local tools read it.
+
+The local API, ``make invoke`` and the tests take routes, binary media types, the usage plan,
+gateway responses, tables, buckets and function settings from here, so nothing the template
+declares is copied elsewhere. CloudFormation intrinsics (``!Ref``, ``!Sub``, ``!GetAtt``,
+``!FindInMap``, ``!If`` ...) resolve to local stand-ins: a resource's physical name is its
+explicit name property when it has one, otherwise a name derived from its logical id.
+"""
+
+import json
+import re
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ACCOUNT_ID = "123456789012"
+STACK_NAME = "local"
+API_ID = "local"
+DEFAULT_FUNCTION_TIMEOUT_S = 3.0  # Lambda's default when neither Globals nor the function set one
+
+
+class TemplateError(Exception):
+    """The template lacks something the local tools need, or uses an intrinsic they cannot resolve."""
+
+
+# --- YAML with CloudFormation's short-form tags ---------------------------------------------------
+
+
+class _CfnLoader(yaml.SafeLoader):
+    """SafeLoader that turns ``!Ref x`` into ``{"Ref": x}`` and ``!Sub s`` into ``{"Fn::Sub": s}``."""
+
+
+def _construct_tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict:
+    if isinstance(node, yaml.ScalarNode):
+        value: Any = loader.construct_scalar(node)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)
+    if suffix == "Ref":
+        return {"Ref": value}
+    if suffix == "Condition":
+        return {"Condition": value}
+    if suffix == "GetAtt" and isinstance(value, str):
+        value = value.split(".", 1)
+    return {f"Fn::{suffix}": value}
+
+
+_CfnLoader.add_multi_constructor("!", _construct_tag)
+
+
+def load_yaml(path: str | Path) -> dict:
+    """A CloudFormation YAML file as plain data, short-form tags turned into long form."""
+    with open(path, encoding="utf-8") as stream:
+        return yaml.load(stream, Loader=_CfnLoader)  # noqa: S506 (a SafeLoader subclass)
+
+
+# --- what the template declares, as the local tools use it ---------------------------------------
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str  # "POST"
+    path: str  # "/predictions/{id}", the API Gateway resource path
+    function_id: str  # logical id of the function that serves it
+    api_key_required: bool
+
+    @property
+    def throttle_key(self) -> str:
+        """The key a usage plan's ``ApiStages[].Throttle`` uses for this route: ``/predict/POST``."""
+        return f"{self.path}/{self.method}"
+
+
+@dataclass(frozen=True)
+class Throttle:
+    rate: float  # tokens (requests) per second
+    burst: int  # bucket size
+
+
+@dataclass(frozen=True)
+class Quota:
+    limit: int
+    period: str  # DAY, WEEK or MONTH
+
+
+@dataclass(frozen=True)
+class GatewayResponse:
+    status_code: int | None
+    templates: dict[str, str]
+    headers: dict[str, str]
+
+
+@dataclass(frozen=True)
+class S3Trigger:
+    function_id: str
+    bucket: str  # physical (local) name
+    events: tuple[str, ...]
+    prefix: str
+    suffix: str
+
+
+@dataclass(frozen=True)
+class Function:
+    logical_id: str
+    code_dir: Path  # the folder Lambda unpacks to /var/task
+    handler: str  # "app.lambda_handler"
+    timeout_s: float
+    memory_mb: int
+    environment: dict[str, str]
+    layer_dirs: tuple[Path, ...] = field(default=())
+
+    @property
+    def module_file(self) -> Path:
+        module, _ = self.handler.rsplit(".", 1)
+        return self.code_dir / (module.replace(".", "/") + ".py")
+
+    @property
+    def handler_name(self) -> str:
+        return self.handler.rsplit(".", 1)[1]
+
+
+_NO_VALUE = object()  # AWS::NoValue: the property is dropped
+
+
+class Template:
+    """A parsed ``template.yaml`` with intrinsics resolved for a local run."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        parameters: dict[str, str] | None = None,
+        region: str = "us-east-1",
+    ):
+        self.path = Path(path).resolve()
+        self.root = self.path.parent
+        self.region = region
+        self.doc = load_yaml(self.path)
+        self.resources: dict[str, dict] = self.doc.get("Resources") or {}
+        self.parameters = {
+            name: str(spec.get("Default", "")) for name, spec in (self.doc.get("Parameters") or {}).items()
+        }
+        self.parameters.update(parameters or {})
+        self._globals = self.doc.get("Globals") or {}
+
+    # ---- intrinsics
+
+    def resolve(self, value: Any) -> Any:
+        """``value`` with every intrinsic function replaced by its local value."""
+        if isinstance(value, list):
+            items = [self.resolve(item) for item in value]
+            return [item for item in items if item is not _NO_VALUE]
+        if not isinstance(value, dict):
+            return value
+        if len(value) == 1:
+            ((key, arg),) = value.items()
+            if key == "Ref":
+                return self._ref(arg)
+            if key == "Condition":
+                return self.condition(arg)
+            if key.startswith("Fn::"):
+                return self._fn(key[4:], arg)
+        resolved = {key: self.resolve(item) for key, item in value.items()}
+        return {key: item for key, item in resolved.items() if item is not _NO_VALUE}
+
+    def _fn(self, name: str, arg: Any) -> Any:
+        if name == "Sub":
+            return self._sub(arg)
+        if name == "GetAtt":
+            logical_id, attribute = arg if isinstance(arg, list) else arg.split(".", 1)
+            return self.attribute(logical_id, self.resolve(attribute))
+        if name == "FindInMap":
+            mapping, top, second = (self.resolve(item) for item in arg)
+            return self.doc["Mappings"][mapping][str(top)][str(second)]
+        if name == "If":
+            condition, when_true, when_false = arg
+            return self.resolve(when_true if self.condition(condition) else when_false)
+        if name == "Equals":
+            left, right = (self.resolve(item) for item in arg)
+            return str(left) == str(right)
+        if name == "Not":
+            return not self.resolve(arg[0])
+        if name == "And":
+            return all(self.resolve(item) for item in arg)
+        if name == "Or":
+            return any(self.resolve(item) for item in arg)
+        if name == "Join":
+            separator, items = arg
+            return separator.join(str(item) for item in self.resolve(items))
+        if name == "Select":
+            index, items = arg
+            return self.resolve(items)[int(self.resolve(index))]
+        if name == "Split":
+            separator, text = arg
+            return self.resolve(text).split(separator)
+        if name == "Base64":
+            return self.resolve(arg)
+        raise TemplateError(f"Fn::{name} has no local value")
+
+    def condition(self, name: str) -> bool:
+        return bool(self.resolve(self.doc["Conditions"][name]))
+
+    def _ref(self, name: str) -> Any:
+        pseudo = {
+            "AWS::Region": self.region,
+            "AWS::AccountId": ACCOUNT_ID,
+            "AWS::StackName": STACK_NAME,
+            "AWS::StackId": f"arn:aws:cloudformation:{self.region}:{ACCOUNT_ID}:stack/{STACK_NAME}/local",
+            "AWS::Partition": "aws",
+            "AWS::URLSuffix": "amazonaws.com",
+            "AWS::NotificationARNs": [],
+        }
+        if name == "AWS::NoValue":
+            return _NO_VALUE
+        if name in pseudo:
+            return pseudo[name]
+        if name in self.parameters:
+            return self.parameters[name]
+        if name.endswith(".Stage") and name[: -len(".Stage")] in self.resources:
+            return self.stage_name  # SAM's `!Ref Api.Stage`
+        if name in self.resources:
+            return self.physical_name(name)
+        raise TemplateError(f"!Ref {name}: no such parameter or resource")
+
+    def _sub(self, arg: Any) -> str:
+        text, variables = (arg, {}) if isinstance(arg, str) else (arg[0], self.resolve(arg[1]))
+
+        def replace(match: re.Match) -> str:
+            name = match.group(1)
+            if name.startswith("!"):
+                return "${" + name[1:] + "}"
+            if name in variables:
+                return str(variables[name])
+            if "." in name and name.split(".", 1)[0] in self.resources and not name.endswith(".Stage"):
+                return str(self.attribute(*name.split(".", 1)))
+            return str(self._ref(name))
+
+        return re.sub(r"\$\{([^}]+)\}", replace, text)
+
+    def physical_name(self, logical_id: str) -> str:
+        """The name ``!Ref`` gives a resource locally: its explicit name, or one from its logical id."""
+        resource = self.resources[logical_id]
+        properties = resource.get("Properties") or {}
+        kind = resource["Type"]
+        for name_property in ("TableName", "BucketName", "FunctionName", "QueueName", "TopicName"):
+            if name_property in properties:
+                return str(self.resolve(properties[name_property]))
+        if kind == "AWS::S3::Bucket":
+            return f"{STACK_NAME}-{logical_id.lower()}"  # bucket names are lower case
+        if kind == "AWS::Serverless::Api":
+            return API_ID
+        return logical_id
+
+    def attribute(self, logical_id: str, attribute: str) -> str:
+        kind = self.resources[logical_id]["Type"]
+        name = self.physical_name(logical_id)
+        arn = {
+            "AWS::DynamoDB::Table": f"arn:aws:dynamodb:{self.region}:{ACCOUNT_ID}:table/{name}",
+            "AWS::S3::Bucket": f"arn:aws:s3:::{name}",
+            "AWS::Serverless::Function": f"arn:aws:lambda:{self.region}:{ACCOUNT_ID}:function:{name}",
+        }.get(kind, f"arn:aws:local:{self.region}:{ACCOUNT_ID}:{logical_id}")
+        if attribute == "Arn":
+            return arn
+        if attribute == "StreamArn":
+            return f"{arn}/stream/local"
+        if attribute in ("DomainName", "RegionalDomainName"):
+            return f"{name}.s3.{self.region}.amazonaws.com"
+        return f"{arn}/{attribute}"
+
+    # ---- the API
+
+    def _of_type(self, kind: str) -> dict[str, dict]:
+        return {logical_id: r for logical_id, r in self.resources.items() if r.get("Type") == kind}
+
+    @cached_property
+    def api_id(self) -> str:
+        apis = self._of_type("AWS::Serverless::Api")
+        if not apis:
+            raise TemplateError("The template declares no AWS::Serverless::Api")
+        return "Api" if "Api" in apis else next(iter(apis))
+
+    @cached_property
+    def api(self) -> dict:
+        merged = dict(self._globals.get("Api") or {})
+        merged.update(self.resources[self.api_id].get("Properties") or {})
+        return merged
+
+    @cached_property
+    def stage_name(self) -> str:
+        return str(self.resolve(self.api.get("StageName", "Prod")))
+
+    @cached_property
+    def binary_media_types(self) -> tuple[str, ...]:
+        """As API Gateway reads them: ``image~1*`` in the template is ``image/*``."""
+        return tuple(str(t).replace("~1", "/") for t in self.resolve(self.api.get("BinaryMediaTypes", [])))
+
+    @cached_property
+    def routes(self) -> tuple[Route, ...]:
+        default_key_required = bool(self.resolve((self.api.get("Auth") or {}).get("ApiKeyRequired", False)))
+        routes = []
+        for function_id, resource in self._functions_resources().items():
+            for event in (resource.get("Properties", {}).get("Events") or {}).values():
+                if event.get("Type") != "Api":
+                    continue
+                properties = event.get("Properties") or {}
+                api_ref = properties.get("RestApiId")
+                if api_ref is not None and api_ref != {"Ref": self.api_id}:
+                    continue
+                key_required = (properties.get("Auth") or {}).get("ApiKeyRequired", default_key_required)
+                method = str(properties["Method"]).upper()
+                routes.append(Route(method, str(properties["Path"]), function_id, bool(key_required)))
+        return tuple(routes)
+
+    def _usage_plan(self) -> dict:
+        plans = [
+            self.resolve(r.get("Properties") or {}) for r in self._of_type("AWS::ApiGateway::UsagePlan").values()
+        ]
+        local_api = self.physical_name(self.api_id)
+        for plan in plans:
+            if any(stage.get("ApiId") == local_api for stage in plan.get("ApiStages", [])):
+                return plan
+        return {}
+
+    @cached_property
+    def route_throttles(self) -> dict[str, Throttle]:
+        """Per-key token buckets of the usage plan, keyed like ``/predict/POST``."""
+        throttles: dict[str, Throttle] = {}
+        for stage in self._usage_plan().get("ApiStages", []):
+            for key, spec in (stage.get("Throttle") or {}).items():
+                throttles[key] = Throttle(float(spec["RateLimit"]), int(spec["BurstLimit"]))
+        return throttles
+
+    @cached_property
+    def plan_throttle(self) -> Throttle | None:
+        spec = self._usage_plan().get("Throttle")
+        return Throttle(float(spec["RateLimit"]), int(spec["BurstLimit"])) if spec else None
+
+    @cached_property
+    def quota(self) -> Quota | None:
+        spec = self._usage_plan().get("Quota")
+        return Quota(int(spec["Limit"]), str(spec.get("Period", "DAY"))) if spec else None
+
+    @cached_property
+    def stage_throttle(self) -> Throttle | None:
+        """The stage's ``/*/*`` method settings: a cap per method across every caller."""
+        for setting in self.resolve(self.api.get("MethodSettings", [])):
+            if setting.get("ResourcePath") == "/*" and setting.get("HttpMethod") == "*":
+                if "ThrottlingRateLimit" in setting:
+                    return Throttle(float(setting["ThrottlingRateLimit"]), int(setting["ThrottlingBurstLimit"]))
+        return None
+
+    @cached_property
+    def gateway_responses(self) -> dict[str, GatewayResponse]:
+        responses = {}
+        for kind, spec in self.resolve(self.api.get("GatewayResponses") or {}).items():
+            status = spec.get("StatusCode")
+            headers = (spec.get("ResponseParameters") or {}).get("Headers") or {}
+            responses[kind] = GatewayResponse(
+                int(status) if status else None,
+                dict(spec.get("ResponseTemplates") or {}),
+                {name: str(value).strip("'") for name, value in headers.items()},
+            )
+        return responses
+
+    # ---- functions
+
+    def _functions_resources(self) -> dict[str, dict]:
+        return self._of_type("AWS::Serverless::Function")
+
+    @cached_property
+    def functions(self) -> dict[str, Function]:
+        return {logical_id: self._function(logical_id, r) for logical_id, r in self._functions_resources().items()}
+
+    def _function(self, logical_id: str, resource: dict) -> Function:
+        defaults = self._globals.get("Function") or {}
+        properties = {**defaults, **(resource.get("Properties") or {})}
+        environment = dict(self.resolve((defaults.get("Environment") or {}).get("Variables") or {}))
+        own = (resource.get("Properties") or {}).get("Environment") or {}
+        environment.update(self.resolve(own.get("Variables") or {}))
+        metadata = resource.get("Metadata") or {}
+        if properties.get("PackageType") == "Image":
+            # The handler module lives beside the Dockerfile; the CMD (or ImageConfig) names it.
+            dockerfile = self.root / metadata.get("DockerContext", ".") / metadata.get("Dockerfile", "Dockerfile")
+            code_dir = dockerfile.parent
+            command = self.resolve((properties.get("ImageConfig") or {}).get("Command")) or _dockerfile_cmd(dockerfile)
+            handler = command[0]
+        else:
+            code_dir = self.root / str(self.resolve(properties.get("CodeUri", ".")))
+            handler = str(self.resolve(properties["Handler"]))
+        layer_dirs = []
+        for layer in self.resolve(properties.get("Layers") or []):
+            layer_resource = self.resources.get(str(layer))
+            if layer_resource and layer_resource.get("Type") == "AWS::Serverless::LayerVersion":
+                layer_dirs.append(self.root / str(layer_resource["Properties"]["ContentUri"]))
+        return Function(
+            logical_id=logical_id,
+            code_dir=code_dir.resolve(),
+            handler=handler,
+            timeout_s=float(self.resolve(properties.get("Timeout", DEFAULT_FUNCTION_TIMEOUT_S))),
+            memory_mb=int(self.resolve(properties.get("MemorySize", 128))),
+            environment={key: str(value) for key, value in environment.items()},
+            layer_dirs=tuple(path.resolve() for path in layer_dirs),
+        )
+
+    def function_by_name(self, name: str) -> Function | None:
+        """A function by logical id, local physical name or ARN (what Lambda's Invoke accepts)."""
+        name = name.split(":function:", 1)[-1].split(":", 1)[0]
+        for logical_id in self.functions:
+            if name in (logical_id, self.physical_name(logical_id)):
+                return self.functions[logical_id]
+        return None
+
+    @cached_property
+    def s3_triggers(self) -> tuple[S3Trigger, ...]:
+        triggers = []
+        for function_id, resource in self._functions_resources().items():
+            for event in (resource.get("Properties", {}).get("Events") or {}).values():
+                if event.get("Type") != "S3":
+                    continue
+                properties = self.resolve(event["Properties"])
+                rules = {
+                    rule["Name"].lower(): rule["Value"]
+                    for rule in ((properties.get("Filter") or {}).get("S3Key") or {}).get("Rules", [])
+                }
+                events = properties.get("Events", [])
+                triggers.append(
+                    S3Trigger(
+                        function_id,
+                        str(properties["Bucket"]),
+                        tuple([events] if isinstance(events, str) else events),
+                        rules.get("prefix", ""),
+                        rules.get("suffix", ""),
+                    )
+                )
+        return tuple(triggers)
+
+    # ---- storage
+
+    @cached_property
+    def tables(self) -> dict[str, dict]:
+        """``create_table`` arguments for every DynamoDB table, keyed by logical id."""
+        tables = {}
+        for logical_id, resource in self._of_type("AWS::DynamoDB::Table").items():
+            properties = self.resolve(resource.get("Properties") or {})
+            arguments = {
+                "TableName": self.physical_name(logical_id),
+                "KeySchema": properties["KeySchema"],
+                "AttributeDefinitions": properties["AttributeDefinitions"],
+                "BillingMode": "PAY_PER_REQUEST",
+            }
+            for index_kind in ("GlobalSecondaryIndexes", "LocalSecondaryIndexes"):
+                if properties.get(index_kind):
+                    arguments[index_kind] = [
+                        {key: value for key, value in index.items() if key != "ProvisionedThroughput"}
+                        for index in properties[index_kind]
+                    ]
+            tables[logical_id] = arguments
+        return tables
+
+    @cached_property
+    def buckets(self) -> dict[str, str]:
+        """Physical (local) bucket names, keyed by logical id."""
+        return {logical_id: self.physical_name(logical_id) for logical_id in self._of_type("AWS::S3::Bucket")}
+
+
+def _dockerfile_cmd(dockerfile: Path) -> list[str]:
+    for line in reversed(dockerfile.read_text(encoding="utf-8").splitlines()):
+        if line.strip().upper().startswith("CMD"):
+            return json.loads(line.strip()[3:])
+    raise TemplateError(f"{dockerfile} has no CMD naming the handler")

@@ -1,0 +1,237 @@
+"""Prediction records in DynamoDB (``PREDICTIONS_TABLE``): one function builds the item, one reads it back.
+
+Numbers: Python and numpy floats and integers become ``Decimal(str(x))`` (``str`` of a numpy float32
+is its shortest repr, so 0.1 stays 0.1); NaN and infinity are refused with
+:class:`~classifier.errors.InvalidRecordError`. On the way out, Decimals become plain JSON numbers.
+
+Writes are retried; a record that still cannot be written is logged in full (``prediction_record``)
+so it can be recovered, and the caller gets ``stored=False``. The prediction itself is never lost.
+
+Listing uses the ``ByCreatedAt`` global secondary index (HASH ``kind``, RANGE ``created_at``, declared
+in ``template.yaml``): every record has ``kind = "prediction"``, so one query walks them newest first.
+"""
+
+import base64
+import binascii
+import json
+import logging
+import math
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import numpy as np
+from botocore.exceptions import BotoCoreError, ClientError
+
+from classifier.errors import InvalidParameterError, InvalidRecordError, ResourceNotFoundError
+from classifier.labels import LABELS
+
+logger = logging.getLogger(__name__)
+
+KIND = "prediction"  # the GSI partition of every record
+LIST_INDEX = "ByCreatedAt"
+WRITE_ATTEMPTS = 3
+RETRY_DELAY_S = 0.05  # doubled after each failed attempt
+_CURSOR_KEYS = frozenset({"id", "kind", "created_at"})
+_WRITE_ERRORS = (ClientError, BotoCoreError)
+
+
+@dataclass(frozen=True)
+class PredictionRecord:
+    id: str
+    created_at: str  # ISO 8601 UTC with microseconds: sorts as text
+    label: str
+    label_index: int
+    confidence: float
+    probabilities: dict[str, float]  # label -> probability, label order
+    model_version: str
+    model_sha256: str
+    image_sha256: str
+    image_bytes: int
+    image_name: str | None
+    source: str  # "single" (POST /predict) or "batch" (POST /predict/batch)
+    batch_id: str | None
+    latency_ms: float  # decode + inference
+    timings_ms: dict[str, float]  # decode, inference
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def to_dynamo(value: Any) -> Any:
+    """``value`` with every number as a Decimal DynamoDB accepts; NaN and infinity are refused."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return Decimal(int(value))
+    if isinstance(value, (float, np.floating)):
+        if not math.isfinite(value):
+            raise InvalidRecordError(
+                f"A prediction record cannot hold {value!r}: only finite numbers are stored."
+            )
+        return Decimal(str(value))
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            raise InvalidRecordError(
+                f"A prediction record cannot hold {value!r}: only finite numbers are stored."
+            )
+        return value
+    if isinstance(value, np.ndarray):
+        return [to_dynamo(item) for item in value]
+    if isinstance(value, Mapping):
+        return {str(key): to_dynamo(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_dynamo(item) for item in value]
+    if value is None or isinstance(value, str):
+        return value
+    raise InvalidRecordError(f"A prediction record cannot hold a {type(value).__name__}.")
+
+
+def from_dynamo(value: Any) -> Any:
+    """``value`` as read from DynamoDB, with Decimals turned into plain JSON numbers (int or float)."""
+    if isinstance(value, Decimal):
+        return (
+            int(value)
+            if value == value.to_integral_value() and value.as_tuple().exponent >= 0
+            else float(value)
+        )
+    if isinstance(value, Mapping):
+        return {key: from_dynamo(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        return [from_dynamo(item) for item in value]
+    return value
+
+
+def to_json(value: Any) -> Any:
+    """``value`` with numpy scalars as plain Python numbers, the same figures a stored record reads back."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return float(str(value))
+    if isinstance(value, np.ndarray):
+        return [to_json(item) for item in value]
+    if isinstance(value, Mapping):
+        return {str(key): to_json(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_json(item) for item in value]
+    return value
+
+
+def to_item(record: PredictionRecord) -> dict[str, Any]:
+    """The DynamoDB item of ``record``: every field, ``kind`` for the listing index, None fields left out."""
+    fields = {key: value for key, value in asdict(record).items() if value is not None}
+    return to_dynamo({**fields, "kind": KIND})
+
+
+def from_item(item: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored item as the API returns it: JSON numbers, without the index's ``kind``."""
+    return {key: from_dynamo(value) for key, value in item.items() if key != "kind"}
+
+
+def probabilities_by_label(probabilities: Sequence[Any]) -> dict[str, Any]:
+    return dict(zip(LABELS, probabilities, strict=True))
+
+
+def store(table: Any, record: PredictionRecord) -> bool:
+    """Write one record (``put_item``), retried; False, with the record logged in full, if it fails."""
+    return _write(table, [record], batch=False)[0]
+
+
+def store_many(table: Any, records: Sequence[PredictionRecord]) -> list[bool]:
+    """Write records with the table's batch writer, retried; one flag per record."""
+    return _write(table, records, batch=True) if records else []
+
+
+def _write(table: Any, records: Sequence[PredictionRecord], *, batch: bool) -> list[bool]:
+    stored = [False] * len(records)
+    items: list[tuple[int, dict[str, Any]]] = []
+    for position, record in enumerate(records):
+        try:
+            items.append((position, to_item(record)))
+        except InvalidRecordError:
+            logger.exception(
+                "Prediction record refused", extra={"prediction_record": to_json(asdict(record))}
+            )
+    for attempt in range(1, WRITE_ATTEMPTS + 1):
+        if not items:
+            break
+        try:
+            if batch:
+                with table.batch_writer(overwrite_by_pkeys=["id"]) as writer:
+                    for _, item in items:
+                        writer.put_item(Item=item)
+            else:
+                table.put_item(Item=items[0][1])
+        except _WRITE_ERRORS:
+            logger.warning(
+                "Prediction record write failed (attempt %d of %d)", attempt, WRITE_ATTEMPTS, exc_info=True
+            )
+            if attempt < WRITE_ATTEMPTS:
+                time.sleep(RETRY_DELAY_S * 2 ** (attempt - 1))
+            continue
+        for position, _ in items:
+            stored[position] = True
+        return stored
+    for position, _ in items:
+        logger.error(
+            "Prediction record not stored; the full record follows for recovery",
+            extra={"prediction_record": to_json(asdict(records[position]))},
+        )
+    return stored
+
+
+def get_record(table: Any, record_id: str) -> dict[str, Any]:
+    item = table.get_item(Key={"id": record_id}).get("Item")
+    if item is None:
+        raise ResourceNotFoundError(f"No prediction with id {record_id!r}.")
+    return from_item(item)
+
+
+def list_records(table: Any, *, limit: int, cursor: str | None = None) -> dict[str, Any]:
+    """One page of records, newest first: ``{"items": [...], "next_cursor": str | None}``."""
+    query: dict[str, Any] = {
+        "IndexName": LIST_INDEX,
+        "KeyConditionExpression": "#kind = :kind",
+        "ExpressionAttributeNames": {"#kind": "kind"},
+        "ExpressionAttributeValues": {":kind": KIND},
+        "ScanIndexForward": False,
+        "Limit": limit,
+    }
+    if cursor:
+        query["ExclusiveStartKey"] = decode_cursor(cursor)
+    page = table.query(**query)
+    last = page.get("LastEvaluatedKey")
+    return {
+        "items": [from_item(item) for item in page.get("Items", [])],
+        "next_cursor": encode_cursor(last) if last else None,
+    }
+
+
+def encode_cursor(key: Mapping[str, Any]) -> str:
+    raw = json.dumps({name: key[name] for name in sorted(key)}, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> dict[str, str]:
+    try:
+        key = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (binascii.Error, ValueError) as error:
+        raise InvalidParameterError("The cursor is not one this API returned.") from error
+    if (
+        not isinstance(key, dict)
+        or set(key) != _CURSOR_KEYS
+        or not all(isinstance(v, str) for v in key.values())
+    ):
+        raise InvalidParameterError("The cursor is not one this API returned.")
+    return key

@@ -1,0 +1,93 @@
+"""The predict and batch use cases: classify, record, answer. Handlers pass in the serving model and
+the predictions table (from their cached getters); tests pass their own.
+
+A response is the stored record (JSON numbers) plus ``top_k`` and ``stored``. ``stored: false``
+means the record could not be written after retries: the prediction is still answered and the full
+record is in the function's log (``prediction_record``) for recovery.
+"""
+
+from collections.abc import Sequence
+from typing import Any
+
+from classifier import records
+from classifier.http import error_body
+from classifier.inference import Classification, ImageInput, Rejected, classify
+from classifier.records import PredictionRecord
+from classifier.serving import ServedModel
+
+
+def predict_one(image: ImageInput, *, top_k: int, model: ServedModel, table: Any) -> dict[str, Any]:
+    """POST /predict: one image. An image that cannot be decoded raises its InvalidImageError."""
+    (result,) = classify([image], model.predictor)
+    if isinstance(result, Rejected):
+        raise result.error
+    record = make_record(result, model, source="single", batch_id=None)
+    stored = records.store(table, record)
+    return answer(record, result, top_k=top_k, stored=stored)
+
+
+def predict_batch(
+    items: Sequence[ImageInput | Rejected], *, top_k: int, model: ServedModel, table: Any
+) -> dict[str, Any]:
+    """POST /predict/batch: one model call for every decodable image; an entry per item, in order."""
+    results = classify(items, model.predictor)
+    batch_id = records.new_id()
+    made = [
+        (position, result, make_record(result, model, source="batch", batch_id=batch_id))
+        for position, result in enumerate(results)
+        if isinstance(result, Classification)
+    ]
+    stored = records.store_many(table, [record for _, _, record in made])
+    entries: list[dict[str, Any]] = [
+        {"index": position, "name": result.name, **error_body(result.error)}
+        for position, result in enumerate(results)
+        if isinstance(result, Rejected)
+    ]
+    entries += [
+        {"index": position, **answer(record, result, top_k=top_k, stored=flag)}
+        for (position, result, record), flag in zip(made, stored, strict=True)
+    ]
+    entries.sort(key=lambda entry: entry["index"])
+    classified = [result for result in results if isinstance(result, Classification)]
+    return {
+        "batch_id": batch_id,
+        "model_version": model.version,
+        "count": len(results),
+        "succeeded": len(classified),
+        "failed": len(results) - len(classified),
+        "stored": all(stored),
+        "timings_ms": {
+            "decode": round(sum(result.decode_ms for result in classified), 3),
+            "inference": round(classified[0].inference_ms, 3) if classified else 0.0,
+        },
+        "results": entries,
+    }
+
+
+def make_record(
+    result: Classification, model: ServedModel, *, source: str, batch_id: str | None
+) -> PredictionRecord:
+    return PredictionRecord(
+        id=records.new_id(),
+        created_at=records.utc_now(),
+        label=result.label,
+        label_index=result.label_index,
+        confidence=result.confidence,
+        probabilities=records.probabilities_by_label(result.probabilities),
+        model_version=model.version,
+        model_sha256=model.sha256,
+        image_sha256=result.image_sha256,
+        image_bytes=result.image_bytes,
+        image_name=result.name,
+        source=source,
+        batch_id=batch_id,
+        latency_ms=round(result.decode_ms + result.inference_ms, 3),
+        timings_ms={"decode": round(result.decode_ms, 3), "inference": round(result.inference_ms, 3)},
+    )
+
+
+def answer(record: PredictionRecord, result: Classification, *, top_k: int, stored: bool) -> dict[str, Any]:
+    body = records.to_json({key: value for key, value in vars(record).items() if value is not None})
+    body["top_k"] = [{"label": label, "probability": records.to_json(p)} for label, p in result.top_k(top_k)]
+    body["stored"] = stored
+    return body

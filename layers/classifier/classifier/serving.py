@@ -1,0 +1,177 @@
+"""Which model serves a request: the registry's current version, hot-swapped without a cold start.
+
+:func:`current_model` is what handlers call. The first call loads a model (never at import); later
+calls return the cached one and re-read the registry pointer at most every ``MODEL_REFRESH_SECONDS``.
+When the pointer names another version (or the same version with another sha256), its ``.tflite`` is
+fetched from S3, checked against the pointer's sha256 and loaded; only then does it replace the
+serving model. A version that fails to load (missing object, checksum mismatch, not a model) is
+logged and the serving model stays; it is retried at the next refresh. With no pointer item, or no
+registry configured, the baseline model shipped in the layer serves. If the registry cannot be
+reached on a cold start, the baseline serves until it can.
+"""
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+from botocore.exceptions import BotoCoreError, ClientError
+
+from classifier import aws, registry
+from classifier.errors import ModelLoadError
+from classifier.registry import Pointer
+from classifier.runtime import BASELINE_DIR, TFLiteModel
+from classifier.settings import get_settings
+
+logger = logging.getLogger(__name__)
+
+# What a failed registry read or model fetch can raise; anything else is a bug and propagates.
+_LOAD_ERRORS = (ClientError, BotoCoreError, ModelLoadError)
+
+
+class Predictor(Protocol):
+    def predict(self, images: np.ndarray) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    version: str
+    sha256: str
+    predictor: Predictor
+
+
+def load_baseline(directory: Path = BASELINE_DIR) -> ServedModel:
+    """The model shipped in the layer, checked against the sha256 in its card."""
+    try:
+        card = json.loads((directory / "card.json").read_text())
+        content = (directory / "model.tflite").read_bytes()
+    except (OSError, ValueError) as error:
+        raise ModelLoadError(f"The baseline model in {directory} cannot be read: {error}") from error
+    model = TFLiteModel.from_bytes(content, expected_sha256=card.get("sha256"))
+    return ServedModel(version=str(card.get("version", "baseline")), sha256=model.sha256, predictor=model)
+
+
+class ModelProvider:
+    """The serving model and the rules for replacing it. Thread-safe; ``clock`` is injectable for tests."""
+
+    def __init__(
+        self,
+        *,
+        read_pointer: Callable[[], Pointer | None],
+        fetch: Callable[[str], bytes],
+        baseline: Callable[[], ServedModel] = load_baseline,
+        refresh_seconds: float,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self._read_pointer = read_pointer
+        self._fetch = fetch
+        self._load_baseline = baseline
+        self._refresh_seconds = refresh_seconds
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._baseline: ServedModel | None = None
+        self._served: ServedModel | None = None
+        self._next_check = 0.0
+
+    def current(self) -> ServedModel:
+        with self._lock:
+            now = self._clock()
+            if self._served is None or now >= self._next_check:
+                self._next_check = now + self._refresh_seconds
+                self._refresh()
+            assert self._served is not None
+            return self._served
+
+    def _baseline_model(self) -> ServedModel:
+        if self._baseline is None:
+            self._baseline = self._load_baseline()
+        return self._baseline
+
+    def _swap(self, model: ServedModel) -> None:
+        if self._served is not model:
+            logger.info(
+                "Serving model %s",
+                model.version,
+                extra={
+                    "model_version": model.version,
+                    "model_sha256": model.sha256,
+                    "previous_version": self._served.version if self._served else None,
+                },
+            )
+            self._served = model
+
+    def _refresh(self) -> None:
+        try:
+            pointer = self._read_pointer()
+        except _LOAD_ERRORS:
+            logger.exception("Cannot read the model registry pointer; keeping the serving model")
+            if self._served is None:
+                self._swap(self._baseline_model())
+            return
+        if pointer is None:
+            self._swap(self._baseline_model())
+            return
+        if self._served is not None and (self._served.version, self._served.sha256) == (
+            pointer.version,
+            pointer.sha256,
+        ):
+            return
+        try:
+            model = TFLiteModel.from_bytes(self._fetch(pointer.version), expected_sha256=pointer.sha256)
+        except _LOAD_ERRORS:
+            logger.exception(
+                "Model %s failed to load; it does not replace the serving model",
+                pointer.version,
+                extra={"model_version": pointer.version, "model_sha256": pointer.sha256},
+            )
+            if self._served is None:
+                self._swap(self._baseline_model())
+            return
+        self._swap(ServedModel(version=pointer.version, sha256=model.sha256, predictor=model))
+
+
+def registry_provider(*, clock: Callable[[], float] = time.monotonic) -> ModelProvider:
+    """The provider the functions use: pointer in ``MODELS_TABLE``, artifacts in ``ARTIFACTS_BUCKET``."""
+    settings = get_settings()
+
+    def read_pointer() -> Pointer | None:
+        if not settings.models_table:
+            return None
+        return registry.read_pointer(aws.table(settings.models_table))
+
+    def fetch(version: str) -> bytes:
+        key = registry.tflite_key(aws.table(settings.models_table), version)
+        return aws.s3().get_object(Bucket=settings.artifacts_bucket, Key=key)["Body"].read()
+
+    return ModelProvider(
+        read_pointer=read_pointer, fetch=fetch, refresh_seconds=settings.model_refresh_seconds, clock=clock
+    )
+
+
+_provider: ModelProvider | None = None
+_provider_lock = threading.Lock()
+
+
+def get_provider() -> ModelProvider:
+    """The process's provider, created on first use."""
+    global _provider
+    with _provider_lock:
+        if _provider is None:
+            _provider = registry_provider()
+        return _provider
+
+
+def set_provider(provider: ModelProvider | None) -> None:
+    """Replace the process's provider (tests, benchmarks); None makes the next call build the default."""
+    global _provider
+    with _provider_lock:
+        _provider = provider
+
+
+def current_model() -> ServedModel:
+    return get_provider().current()

@@ -1,0 +1,47 @@
+"""Every environment variable the functions read, in one place.
+
+``template.yaml`` sets them (Globals and per-function ``Environment``); tests and local runs set
+them with ``monkeypatch.setenv`` and call ``get_settings.cache_clear()``. Powertools reads its own
+``POWERTOOLS_*`` variables itself.
+"""
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache
+
+DEFAULT_MODEL_REFRESH_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class Settings:
+    predictions_table: str  # PREDICTIONS_TABLE: prediction records
+    models_table: str  # MODELS_TABLE: model registry; empty means "no registry, serve the baseline"
+    jobs_table: str  # JOBS_TABLE: retraining jobs
+    artifacts_bucket: str  # ARTIFACTS_BUCKET: models, datasets, training data (see classifier.storage)
+    model_refresh_seconds: float  # MODEL_REFRESH_SECONDS: how often serving re-reads the registry pointer
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> "Settings":
+        refresh = environ.get("MODEL_REFRESH_SECONDS", "").strip()
+        try:
+            model_refresh_seconds = float(refresh) if refresh else DEFAULT_MODEL_REFRESH_SECONDS
+        except ValueError as error:
+            raise ValueError(
+                f"MODEL_REFRESH_SECONDS must be a number of seconds, not {refresh!r}."
+            ) from error
+        if model_refresh_seconds < 0:
+            raise ValueError(f"MODEL_REFRESH_SECONDS must be >= 0, not {model_refresh_seconds}.")
+        return cls(
+            predictions_table=environ.get("PREDICTIONS_TABLE", ""),
+            models_table=environ.get("MODELS_TABLE", ""),
+            jobs_table=environ.get("JOBS_TABLE", ""),
+            artifacts_bucket=environ.get("ARTIFACTS_BUCKET", ""),
+            model_refresh_seconds=model_refresh_seconds,
+        )
+
+
+@cache
+def get_settings() -> Settings:
+    """The process's settings, read from the environment on first use."""
+    return Settings.from_env()

@@ -1,0 +1,56 @@
+"""The S3 layout of the artifacts bucket, defined once. Every key the system reads or writes is built here.
+
+```
+models/<version>/model.tflite | model.keras | card.json   one folder per model version
+datasets/base/<name>                                       the fixed base train and test sets
+training-data/<label>/<sha256>.<ext>                       accepted user images, content addressed
+uploads/<upload_id>/<name>                                 presigned zip uploads and their reports
+checkpoints/<job_id>/<name>                                a retraining job's checkpoints
+```
+"""
+
+from classifier.labels import LABEL_INDEX
+
+MODELS_PREFIX = "models/"
+DATASETS_PREFIX = "datasets/base/"
+TRAINING_DATA_PREFIX = "training-data/"
+UPLOADS_PREFIX = "uploads/"
+CHECKPOINTS_PREFIX = "checkpoints/"
+
+TFLITE_NAME = "model.tflite"
+KERAS_NAME = "model.keras"
+CARD_NAME = "card.json"
+
+
+def _segment(value: str, what: str) -> str:
+    if not value or "/" in value or value in (".", ".."):
+        raise ValueError(f"Not a valid {what} for an S3 key segment: {value!r}.")
+    return value
+
+
+def model_prefix(version: str) -> str:
+    return f"{MODELS_PREFIX}{_segment(version, 'model version')}/"
+
+
+def model_key(version: str, name: str = TFLITE_NAME) -> str:
+    """Key of one artifact of a version: ``model.tflite`` (default), ``model.keras`` or ``card.json``."""
+    return model_prefix(version) + _segment(name, "file name")
+
+
+def dataset_key(name: str) -> str:
+    return DATASETS_PREFIX + _segment(name, "file name")
+
+
+def training_data_key(label: str, sha256: str, extension: str) -> str:
+    if label not in LABEL_INDEX:
+        raise ValueError(f"Unknown label {label!r}.")
+    name = f"{_segment(sha256, 'sha256')}.{_segment(extension.lstrip('.'), 'extension')}"
+    return f"{TRAINING_DATA_PREFIX}{label}/{name}"
+
+
+def upload_key(upload_id: str, name: str) -> str:
+    return f"{UPLOADS_PREFIX}{_segment(upload_id, 'upload id')}/{_segment(name, 'file name')}"
+
+
+def checkpoint_key(job_id: str, name: str) -> str:
+    return f"{CHECKPOINTS_PREFIX}{_segment(job_id, 'job id')}/{_segment(name, 'file name')}"

@@ -1,0 +1,274 @@
+"""User training data: labelled images stored content-addressed in S3, from direct uploads or
+from zips of class folders, each image checked by the preprocessing contract.
+
+- ``add_images``: direct uploads (POST /training-data); per image accepted, duplicate or rejected.
+- ``create_upload`` / ``ingest_zip``: a presigned S3 upload of a zip (the layout of
+  ``../shared/data/*.zip``); the object landing in S3 triggers the ingest function, which checks
+  the archive (zip bombs, path traversal, nested archives, non-images, unknown classes) entry by
+  entry or as a whole and writes a report. Nothing already stored is ever overwritten or deleted:
+  keys are the sha256 of the content, so the same image twice is one object.
+- ``summary`` and ``load_user_data``: what is stored, for GET /training-data and for retraining.
+"""
+
+import dataclasses
+import datetime
+import hashlib
+import io
+import json
+import uuid
+import zipfile
+from collections import Counter
+from pathlib import PurePosixPath
+from typing import Any, BinaryIO
+
+import numpy as np
+from botocore.exceptions import ClientError
+from PIL import Image
+
+from classifier import storage
+from classifier.datasets import Dataset, class_of
+from classifier.errors import (
+    InvalidImageError,
+    RequestShapeError,
+    ResourceNotFoundError,
+    TooManyImagesError,
+    UploadRefusedError,
+)
+from classifier.labels import LABEL_INDEX, LABELS
+from classifier.limits import (
+    MAX_DIRECT_TRAINING_IMAGES,
+    MAX_IMAGE_BYTES,
+    MAX_UPLOAD_ZIP_BYTES,
+    MAX_ZIP_COMPRESSION_RATIO,
+    MAX_ZIP_ENTRIES,
+    MAX_ZIP_UNCOMPRESSED_BYTES,
+    PRESIGNED_UPLOAD_SECONDS,
+)
+from classifier.preprocessing import decode_image
+
+EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "GIF": "gif", "BMP": "bmp"}
+ARCHIVE_SUFFIXES = frozenset({".zip", ".tar", ".gz", ".tgz", ".bz2", ".xz", ".7z", ".rar", ".zst"})
+ARCHIVE_MAGIC = (b"PK\x03\x04", b"\x1f\x8b", b"BZh", b"\xfd7zXZ", b"7z\xbc\xaf", b"Rar!", b"\x28\xb5\x2f\xfd")
+UPLOAD_NAME = "upload.zip"
+REQUEST_NAME = "request.json"
+REPORT_NAME = "report.json"
+MAX_REPORTED_REJECTIONS = 1000  # entries listed by name in a report; all are counted
+
+
+@dataclasses.dataclass(frozen=True)
+class ItemResult:
+    name: str
+    status: str  # accepted | duplicate | rejected
+    label: str | None = None
+    sha256: str | None = None
+    key: str | None = None
+    reason: str | None = None
+
+    def to_json(self) -> dict:
+        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+
+
+def check_label(label: Any) -> str:
+    if label not in LABEL_INDEX:
+        raise RequestShapeError(f"Unknown label {label!r}; use one of {', '.join(LABELS)}.")
+    return label
+
+
+def add_images(s3, bucket: str, label: str, items: list[tuple[str, bytes]]) -> list[ItemResult]:
+    """Store each (name, bytes) under ``label``; the label itself is checked first."""
+    check_label(label)
+    if not items:
+        raise RequestShapeError("No images in the request.")
+    if len(items) > MAX_DIRECT_TRAINING_IMAGES:
+        raise TooManyImagesError(
+            f"{len(items)} images in one request; the limit is {MAX_DIRECT_TRAINING_IMAGES}. "
+            "Send more as a zip upload (POST /training-data with {\"upload\": true})."
+        )
+    return [store_image(s3, bucket, label, name, data) for name, data in items]
+
+
+def store_image(s3, bucket: str, label: str, name: str, data: bytes) -> ItemResult:
+    """Validate one image and store it content-addressed; never overwrites."""
+    try:
+        decode_image(data)
+    except InvalidImageError as error:
+        return ItemResult(name, "rejected", label, reason=str(error))
+    digest = hashlib.sha256(data).hexdigest()
+    key = storage.training_data_key(label, digest, EXTENSIONS[Image.open(io.BytesIO(data)).format])
+    if _exists(s3, bucket, key):
+        return ItemResult(name, "duplicate", label, digest, key)
+    s3.put_object(Bucket=bucket, Key=key, Body=data, Metadata={"source-name": _ascii(name)[:256]})
+    return ItemResult(name, "accepted", label, digest, key)
+
+
+def create_upload(s3, bucket: str) -> dict:
+    """A presigned POST for one zip of class folders, and the id to follow its report with."""
+    upload_id = uuid.uuid4().hex
+    key = storage.upload_key(upload_id, UPLOAD_NAME)
+    post = s3.generate_presigned_post(
+        bucket, key, Conditions=[["content-length-range", 1, MAX_UPLOAD_ZIP_BYTES]],
+        ExpiresIn=PRESIGNED_UPLOAD_SECONDS,
+    )
+    s3.put_object(Bucket=bucket, Key=storage.upload_key(upload_id, REQUEST_NAME),
+                  Body=json.dumps({"upload_id": upload_id, "created_at": _now()}).encode())
+    return {"upload_id": upload_id, "status": "awaiting_upload", "url": post["url"], "fields": post["fields"],
+            "expires_in": PRESIGNED_UPLOAD_SECONDS, "max_bytes": MAX_UPLOAD_ZIP_BYTES,
+            "layout": "a zip with one folder per class at its root: CLASS/NAME.jpg"}
+
+
+def upload_status(s3, bucket: str, upload_id: str) -> dict:
+    """The ingest report, or the pending state, of an upload; 404 for an id never issued."""
+    try:
+        report_key = storage.upload_key(upload_id, REPORT_NAME)
+    except ValueError as error:
+        raise ResourceNotFoundError(f"No upload {upload_id!r}.") from error
+    try:
+        return json.loads(s3.get_object(Bucket=bucket, Key=report_key)["Body"].read())
+    except ClientError as error:
+        if error.response["Error"]["Code"] not in ("NoSuchKey", "404"):
+            raise
+    if not _exists(s3, bucket, storage.upload_key(upload_id, REQUEST_NAME)):
+        raise ResourceNotFoundError(f"No upload {upload_id!r}.")
+    uploaded = _exists(s3, bucket, storage.upload_key(upload_id, UPLOAD_NAME))
+    return {"upload_id": upload_id, "status": "processing" if uploaded else "awaiting_upload"}
+
+
+def upload_id_of(key: str) -> str | None:
+    """The upload id of an ``uploads/<id>/upload.zip`` key, else None (other objects are ignored)."""
+    parts = PurePosixPath(key).parts
+    if len(parts) == 3 and f"{parts[0]}/" == storage.UPLOADS_PREFIX and parts[2] == UPLOAD_NAME:
+        return parts[1]
+    return None
+
+
+def ingest_upload(s3, bucket: str, key: str) -> dict:
+    """The ingest function's work for one uploaded object: check, store, write the report."""
+    upload_id = upload_id_of(key)
+    if upload_id is None:
+        raise UploadRefusedError(f"{key} is not an upload this service issued.")
+    body = s3.get_object(Bucket=bucket, Key=key)["Body"].read(MAX_UPLOAD_ZIP_BYTES + 1)
+    try:
+        report = ingest_zip(s3, bucket, io.BytesIO(body), len(body))
+    except UploadRefusedError as error:
+        report = {"status": "refused", "reason": str(error), "counts": {}}
+    report = {"upload_id": upload_id, "finished_at": _now(), **report}
+    s3.put_object(Bucket=bucket, Key=storage.upload_key(upload_id, REPORT_NAME),
+                  Body=json.dumps(report).encode(), ContentType="application/json")
+    return report
+
+
+def ingest_zip(s3, bucket: str, archive: BinaryIO, size: int) -> dict:
+    """Check a zip as a whole, then entry by entry; store the images that pass."""
+    if size > MAX_UPLOAD_ZIP_BYTES:
+        raise UploadRefusedError(f"The upload is over {MAX_UPLOAD_ZIP_BYTES:,} bytes.")
+    try:
+        handle = zipfile.ZipFile(archive)
+    except (zipfile.BadZipFile, OSError) as error:
+        raise UploadRefusedError("The upload is not a zip archive.") from error
+    with handle:
+        entries = [info for info in handle.infolist() if not info.is_dir()]
+        if len(entries) > MAX_ZIP_ENTRIES:
+            raise UploadRefusedError(f"The zip has {len(entries):,} files; the limit is {MAX_ZIP_ENTRIES:,}.")
+        declared = sum(info.file_size for info in entries)
+        if declared > MAX_ZIP_UNCOMPRESSED_BYTES:
+            raise UploadRefusedError(
+                f"The zip would unpack to {declared:,} bytes; the limit is {MAX_ZIP_UNCOMPRESSED_BYTES:,}."
+            )
+        results = [_ingest_entry(s3, bucket, handle, info) for info in entries]
+    counts = Counter(result.status for result in results)
+    accepted = Counter(result.label for result in results if result.status == "accepted")
+    rejected = [result.to_json() for result in results if result.status == "rejected"]
+    return {
+        "status": "completed",
+        "counts": {status: counts.get(status, 0) for status in ("accepted", "duplicate", "rejected")},
+        "accepted_per_label": {label: accepted.get(label, 0) for label in LABELS},
+        "rejected": rejected[:MAX_REPORTED_REJECTIONS],
+        "rejected_not_listed": max(0, len(rejected) - MAX_REPORTED_REJECTIONS),
+    }
+
+
+def _ingest_entry(s3, bucket: str, handle: zipfile.ZipFile, info: zipfile.ZipInfo) -> ItemResult:
+    name = info.filename
+    reason = _entry_problem(info)
+    if reason is None:
+        try:
+            label = class_of(name)
+        except ValueError as error:
+            reason = str(error)
+    if reason is None:
+        with handle.open(info) as entry:
+            data = entry.read(MAX_IMAGE_BYTES + 1)  # never trust the declared size
+        if len(data) > MAX_IMAGE_BYTES:
+            reason = f"over the {MAX_IMAGE_BYTES:,}-byte image limit"
+        elif data.startswith(ARCHIVE_MAGIC):
+            reason = "nested archives are not accepted"
+    if reason is not None:
+        return ItemResult(name, "rejected", reason=reason)
+    return store_image(s3, bucket, label, name, data)
+
+
+def _entry_problem(info: zipfile.ZipInfo) -> str | None:
+    name = info.filename
+    path = PurePosixPath(name)
+    if name.startswith(("/", "\\")) or "\\" in name or ".." in path.parts or ":" in path.parts[0]:
+        return "unsafe path (absolute, drive letter, backslash or '..')"
+    if info.flag_bits & 0x1:
+        return "encrypted entries are not accepted"
+    if path.suffix.lower() in ARCHIVE_SUFFIXES:
+        return "nested archives are not accepted"
+    if info.file_size > MAX_IMAGE_BYTES:
+        return f"over the {MAX_IMAGE_BYTES:,}-byte image limit"
+    if info.file_size > MAX_ZIP_COMPRESSION_RATIO * max(info.compress_size, 1):
+        return f"compression ratio over {MAX_ZIP_COMPRESSION_RATIO}:1 (a zip bomb?)"
+    return None
+
+
+def summary(s3, bucket: str, base_counts: dict[str, int]) -> dict:
+    """Images per label: the fixed base set beside the user data stored so far."""
+    user = Counter(_label_of(key) for key in _user_keys(s3, bucket))
+    labels = {label: {"base": int(base_counts.get(label, 0)), "user": user.get(label, 0)} for label in LABELS}
+    return {"labels": labels, "base_total": sum(v["base"] for v in labels.values()),
+            "user_total": sum(v["user"] for v in labels.values())}
+
+
+def load_user_data(s3, bucket: str) -> Dataset:
+    """Every stored user image, decoded by the preprocessing contract, with its label."""
+    images, labels, names = [], [], []
+    for key in sorted(_user_keys(s3, bucket)):
+        data = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        images.append(decode_image(data))
+        labels.append(LABEL_INDEX[_label_of(key)])
+        names.append(key)
+    if not images:
+        return Dataset(np.zeros((0, 32, 32, 3), np.uint8), np.zeros(0, np.int64))
+    return Dataset(np.stack(images), np.asarray(labels, np.int64), names=tuple(names))
+
+
+def _user_keys(s3, bucket: str):
+    paginator = s3.get_paginator("list_objects_v2")
+    for page in paginator.paginate(Bucket=bucket, Prefix=storage.TRAINING_DATA_PREFIX):
+        for item in page.get("Contents", []):
+            if _label_of(item["Key"]) in LABEL_INDEX:
+                yield item["Key"]
+
+
+def _label_of(key: str) -> str:
+    return PurePosixPath(key).parts[1] if len(PurePosixPath(key).parts) == 3 else ""
+
+
+def _exists(s3, bucket: str, key: str) -> bool:
+    try:
+        s3.head_object(Bucket=bucket, Key=key)
+        return True
+    except ClientError as error:
+        if error.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound"):
+            return False
+        raise
+
+
+def _ascii(text: str) -> str:
+    return text.encode("ascii", "replace").decode()
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")

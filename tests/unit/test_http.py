@@ -1,0 +1,155 @@
+"""Request bodies of the predict routes: what is accepted, and the typed error for what is not."""
+
+import base64
+import json
+
+import pytest
+from classifier import http
+from classifier.errors import (
+    EmptyBodyError,
+    InvalidBase64Error,
+    InvalidJsonError,
+    InvalidParameterError,
+    PayloadTooLargeError,
+    RequestShapeError,
+    TooManyImagesError,
+    UnsupportedMediaTypeError,
+)
+from classifier.inference import ImageInput, Rejected
+from classifier.limits import MAX_BATCH_IMAGES, MAX_PAYLOAD_BYTES
+from urllib3 import encode_multipart_formdata
+
+# Bytes that trip naive multipart parsers: CR, LF, CRLF, a boundary-like line, trailing CR.
+AWKWARD = b"\xff\xd8\r\n--not-the-boundary\r\n\x00\r\rend\n\r"
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def test_raw_image_bodies_pass_through(dog_jpeg):
+    assert http.parse_image(dog_jpeg, "image/jpeg") == ImageInput(dog_jpeg)
+    assert http.parse_images(dog_jpeg, "IMAGE/PNG; charset=binary") == [ImageInput(dog_jpeg)]
+
+
+def test_multipart_keeps_binary_bytes_exactly(dog_jpeg):
+    body, content_type = encode_multipart_formdata(
+        [("comment", "hello"), ("file", ("odd.bin", AWKWARD, "application/octet-stream"))]
+    )
+    assert http.parse_image(body, content_type) == ImageInput(AWKWARD, "odd.bin")
+
+
+def test_multipart_batch_takes_repeated_files_in_order(dog_jpeg):
+    files = [("files", (f"{i}.jpg", dog_jpeg + bytes([i]), "image/jpeg")) for i in range(3)]
+    body, content_type = encode_multipart_formdata(files)
+
+    items = http.parse_images(body, content_type)
+    assert [item.name for item in items] == ["0.jpg", "1.jpg", "2.jpg"]
+    assert [item.data[-1] for item in items] == [0, 1, 2]
+
+
+def test_json_single_accepts_plain_wrapped_and_data_url_base64(dog_jpeg):
+    wrapped = "\n".join(b64(dog_jpeg)[i : i + 76] for i in range(0, len(b64(dog_jpeg)), 76))
+    for text in (
+        b64(dog_jpeg),
+        wrapped,
+        "data:image/jpeg;base64," + b64(dog_jpeg),
+        b64(dog_jpeg).rstrip("="),
+    ):
+        body = json.dumps({"image": text, "name": "dog.jpg"}).encode()
+        assert http.parse_image(body, "application/json") == ImageInput(dog_jpeg, "dog.jpg")
+
+
+def test_json_batch_rejects_bad_items_but_keeps_the_rest(dog_jpeg):
+    body = json.dumps(
+        {"images": [{"name": "a", "image": b64(dog_jpeg)}, {"name": "b", "image": "%%%"}, "c", {"name": "d"}]}
+    ).encode()
+
+    items = http.parse_images(body, "application/json")
+    assert items[0] == ImageInput(dog_jpeg, "a")
+    assert (
+        isinstance(items[1], Rejected)
+        and isinstance(items[1].error, InvalidBase64Error)
+        and items[1].name == "b"
+    )
+    assert isinstance(items[2], Rejected) and isinstance(items[2].error, RequestShapeError)
+    assert isinstance(items[3], Rejected) and items[3].name == "d"
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "error"),
+    [
+        (b"{}", "text/plain", UnsupportedMediaTypeError),
+        (b"{}", None, UnsupportedMediaTypeError),
+        (b"{not json", "application/json", InvalidJsonError),
+        (b"\xff\xfe", "application/json", InvalidJsonError),
+        (b'["image"]', "application/json", RequestShapeError),
+        (b'{"image": 5}', "application/json", RequestShapeError),
+        (b'{"image": "abc$"}', "application/json", InvalidBase64Error),
+        (b'{"image": "\xc3\xa9t\xc3\xa9"}', "application/json", InvalidBase64Error),
+        (b"--x\r\n\r\n--x--", "multipart/form-data", RequestShapeError),
+        (b"garbage", "multipart/form-data; boundary=zzz", RequestShapeError),
+    ],
+)
+def test_bad_single_bodies_raise_typed_errors(body, content_type, error):
+    with pytest.raises(error):
+        http.parse_image(body, content_type)
+
+
+def test_multipart_without_a_file_field_says_which_field(dog_jpeg):
+    body, content_type = encode_multipart_formdata([("image", ("dog.jpg", dog_jpeg, "image/jpeg"))])
+    with pytest.raises(RequestShapeError, match="'file'"):
+        http.parse_image(body, content_type)
+
+
+@pytest.mark.parametrize(
+    ("document", "error"),
+    [
+        ({"images": []}, RequestShapeError),
+        ({"images": "dog.jpg"}, RequestShapeError),
+        ({"image": "abc"}, RequestShapeError),
+        ({"images": [{"image": "AAAA"}] * (MAX_BATCH_IMAGES + 1)}, TooManyImagesError),
+    ],
+)
+def test_bad_batch_bodies_raise_typed_errors(document, error):
+    with pytest.raises(error):
+        http.parse_images(json.dumps(document).encode(), "application/json")
+
+
+def test_too_many_images_is_413_and_names_the_limit():
+    files = [("files", (f"{i}.jpg", b"x", "image/jpeg")) for i in range(MAX_BATCH_IMAGES + 1)]
+    body, content_type = encode_multipart_formdata(files)
+    with pytest.raises(TooManyImagesError, match=f"limit is {MAX_BATCH_IMAGES}") as caught:
+        http.parse_images(body, content_type)
+    assert caught.value.http_status == 413
+
+
+def test_request_body_decodes_base64_and_enforces_the_payload_limit():
+    assert http.request_body(b64(b"abc"), True) == b"abc"
+    assert http.request_body('{"a": 1}', False) == b'{"a": 1}'
+    with pytest.raises(EmptyBodyError):
+        http.request_body(None, False)
+    with pytest.raises(EmptyBodyError):
+        http.request_body("", True)
+    with pytest.raises(InvalidBase64Error):
+        http.request_body("@@@@", True)
+    with pytest.raises(PayloadTooLargeError, match=f"{MAX_PAYLOAD_BYTES:,}") as caught:
+        http.request_body("A" * (MAX_PAYLOAD_BYTES + 4), True)
+    assert caught.value.http_status == 413
+
+
+@pytest.mark.parametrize(("value", "expected"), [(None, 3), ("", 3), ("1", 1), ("10", 10)])
+def test_top_k_defaults_and_bounds(value, expected):
+    assert http.parse_top_k(value) == expected
+
+
+@pytest.mark.parametrize("value", ["0", "11", "-1", "two", "1.5"])
+def test_top_k_out_of_range_is_refused(value):
+    with pytest.raises(InvalidParameterError):
+        http.parse_top_k(value)
+
+
+def test_limit_is_bounded():
+    assert http.parse_limit(None) == 20 and http.parse_limit("100") == 100
+    with pytest.raises(InvalidParameterError):
+        http.parse_limit("101")
