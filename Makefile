@@ -13,7 +13,7 @@ TRAIN_DATA ?= $(CIFAR10_DATA)/cifar10-train.zip
 TEST_DATA ?= $(CIFAR10_DATA)/cifar10-test.zip
 MODEL ?= layers/classifier/classifier/baseline/model.tflite
 
-.PHONY: setup test train export evaluate bench clean
+.PHONY: setup test train export evaluate bench serve clean
 
 setup: $(VENV)/.installed
 
@@ -37,6 +37,10 @@ evaluate: setup
 
 bench: setup
 	$(BIN)/python -m bench $(FLAGS)
+
+## serve: the local API on http://127.0.0.1:$${PORT:-3000} (API keys, usage plans, moto S3 and DynamoDB)
+serve: setup
+	$(BIN)/python -m infra.local_api $(FLAGS)
 
 clean:
 	rm -rf .aws-sam build .pytest_cache
@@ -72,9 +76,10 @@ validate: sam
 	$(SAM) validate --lint
 	$(SAM_VENV)/bin/cfn-lint template.yaml
 
-## invoke: run FUNCTION's handler in-process on EVENT (moto for S3/DynamoDB unless AWS_ENDPOINT_URL is set)
+## invoke: run FUNCTION's handler in-process on EVENT (moto for S3/DynamoDB unless AWS_ENDPOINT_URL is set);
+## IMAGE=dog.jpg instead builds the API Gateway event for that file with infra/events.py
 invoke: setup
-	$(BIN)/python -m infra.invoke --function $(FUNCTION) --event $(EVENT)
+	$(BIN)/python -m infra.invoke --function $(FUNCTION) $(if $(IMAGE),--image $(IMAGE),--event $(EVENT))
 
 ## deploy: build, then sam deploy with samconfig.toml's defaults (needs AWS credentials)
 deploy: build

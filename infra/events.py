@@ -150,7 +150,10 @@ def s3_event(*, bucket: str, key: str, size: int, etag: str, region: str, event_
                 "eventName": event_name,
                 "userIdentity": {"principalId": "local"},
                 "requestParameters": {"sourceIPAddress": "127.0.0.1"},
-                "responseElements": {"x-amz-request-id": uuid.uuid4().hex[:16].upper(), "x-amz-id-2": "local"},
+                "responseElements": {
+                    "x-amz-request-id": uuid.uuid4().hex[:16].upper(),
+                    "x-amz-id-2": "local",
+                },
                 "s3": {
                     "s3SchemaVersion": "1.0",
                     "configurationId": "local",
@@ -189,7 +192,9 @@ def event_for_request(
 
     The route is the function's first one (``method``/``path`` pick another); a path template's
     parameters are filled from ``path`` when given, e.g. ``path="/predictions/abc"``."""
-    routes = [r for r in template.routes if r.function_id == function_id and (method is None or r.method == method)]
+    routes = [
+        r for r in template.routes if r.function_id == function_id and (method is None or r.method == method)
+    ]
     if not routes:
         raise ValueError(f"{function_id} serves no API route{f' with method {method}' if method else ''}")
     route, parameters = routes[0], {}

@@ -13,6 +13,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
+from infra import events
 from infra.local_api import create_storage
 from infra.local_api.lambda_runtime import LambdaContext, load_handler
 from infra.template import Template
@@ -59,17 +60,23 @@ def readable(result: Any) -> Any:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--function", required=True, help="logical id in template.yaml, e.g. PredictFunction")
-    parser.add_argument(
-        "--event", required=True, type=Path, help="event JSON file, e.g. shared/events/predict-raw.json"
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--event", type=Path, help="event JSON file, e.g. shared/events/predict-raw.json")
+    source.add_argument(
+        "--image", type=Path, help="an image file: sent as the raw body of the function's API route"
     )
     parser.add_argument("--template", default="template.yaml", type=Path)
     parser.add_argument(
         "--aws", action="store_true", help="use the configured AWS endpoint and account, not moto"
     )
     args = parser.parse_args(argv)
-    event = json.loads(args.event.read_text())
+    template = Template(args.template)
+    if args.image is not None:  # the event API Gateway would build, from the local API's own builder
+        event = events.event_for_request(template, args.function, file=args.image)
+    else:
+        event = json.loads(args.event.read_text())
     use_moto = not (args.aws or os.environ.get("AWS_ENDPOINT_URL"))
-    result = invoke(Template(args.template), args.function, event, use_moto=use_moto)
+    result = invoke(template, args.function, event, use_moto=use_moto)
     json.dump(readable(result), sys.stdout, indent=2)
     sys.stdout.write("\n")
     status = result.get("statusCode", 200) if isinstance(result, dict) else 200

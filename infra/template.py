@@ -315,7 +315,8 @@ class Template:
 
     def _usage_plan(self) -> dict:
         plans = [
-            self.resolve(r.get("Properties") or {}) for r in self._of_type("AWS::ApiGateway::UsagePlan").values()
+            self.resolve(r.get("Properties") or {})
+            for r in self._of_type("AWS::ApiGateway::UsagePlan").values()
         ]
         local_api = self.physical_name(self.api_id)
         for plan in plans:
@@ -348,7 +349,9 @@ class Template:
         for setting in self.resolve(self.api.get("MethodSettings", [])):
             if setting.get("ResourcePath") == "/*" and setting.get("HttpMethod") == "*":
                 if "ThrottlingRateLimit" in setting:
-                    return Throttle(float(setting["ThrottlingRateLimit"]), int(setting["ThrottlingBurstLimit"]))
+                    return Throttle(
+                        float(setting["ThrottlingRateLimit"]), int(setting["ThrottlingBurstLimit"])
+                    )
         return None
 
     @cached_property
@@ -371,7 +374,9 @@ class Template:
 
     @cached_property
     def functions(self) -> dict[str, Function]:
-        return {logical_id: self._function(logical_id, r) for logical_id, r in self._functions_resources().items()}
+        return {
+            logical_id: self._function(logical_id, r) for logical_id, r in self._functions_resources().items()
+        }
 
     def _function(self, logical_id: str, resource: dict) -> Function:
         defaults = self._globals.get("Function") or {}
@@ -382,9 +387,13 @@ class Template:
         metadata = resource.get("Metadata") or {}
         if properties.get("PackageType") == "Image":
             # The handler module lives beside the Dockerfile; the CMD (or ImageConfig) names it.
-            dockerfile = self.root / metadata.get("DockerContext", ".") / metadata.get("Dockerfile", "Dockerfile")
+            dockerfile = (
+                self.root / metadata.get("DockerContext", ".") / metadata.get("Dockerfile", "Dockerfile")
+            )
             code_dir = dockerfile.parent
-            command = self.resolve((properties.get("ImageConfig") or {}).get("Command")) or _dockerfile_cmd(dockerfile)
+            command = self.resolve((properties.get("ImageConfig") or {}).get("Command")) or _dockerfile_cmd(
+                dockerfile
+            )
             handler = command[0]
         else:
             code_dir = self.root / str(self.resolve(properties.get("CodeUri", ".")))

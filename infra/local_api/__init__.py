@@ -24,7 +24,11 @@ from infra.template import Template
 logger = logging.getLogger("local_api")
 
 # What boto3 needs to talk to moto; a developer's own settings win.
-_MOTO_ENVIRONMENT = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing"}
+_MOTO_ENVIRONMENT = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+}
 # Local stand-ins for what Lambda itself provides; X-Ray has no daemon here.
 _LAMBDA_ENVIRONMENT = {"POWERTOOLS_TRACE_DISABLED": "true", "AWS_LAMBDA_LOG_LEVEL": "INFO"}
 

@@ -63,7 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
     try:
-        stopped.wait()
+        while not stopped.wait(0.5):  # short waits, so signals are handled promptly
+            pass
     except KeyboardInterrupt:
         pass
     api.stop()

@@ -27,7 +27,11 @@ INTEGRATION_TIMEOUT_S = 29.0  # API Gateway REST integration timeout
 
 # API Gateway's own status and message for each gateway response type it raises here.
 _GATEWAY_DEFAULTS: dict[str, tuple[int, str, str]] = {
-    "MISSING_AUTHENTICATION_TOKEN": (403, "Missing Authentication Token", "MissingAuthenticationTokenException"),
+    "MISSING_AUTHENTICATION_TOKEN": (
+        403,
+        "Missing Authentication Token",
+        "MissingAuthenticationTokenException",
+    ),
     "INVALID_API_KEY": (403, "Forbidden", "ForbiddenException"),
     "THROTTLED": (429, "Too Many Requests", "TooManyRequestsException"),
     "QUOTA_EXCEEDED": (429, "Limit Exceeded", "LimitExceededException"),

@@ -164,7 +164,10 @@ class LocalLambda:
     def invoke_async(self, function_id: str, payload: dict) -> None:
         """Lambda's ``InvocationType="Event"``: run the function in a background process."""
         threading.Thread(
-            target=self._run_in_background, args=(function_id, payload), name=f"async-{function_id}", daemon=True
+            target=self._run_in_background,
+            args=(function_id, payload),
+            name=f"async-{function_id}",
+            daemon=True,
         ).start()
 
     def _run_in_background(self, function_id: str, payload: dict) -> None:
@@ -189,7 +192,9 @@ class LocalLambda:
             ]  # fmt: skip
             with self._workers_lock:
                 if self._closed:
-                    raise FunctionError({"errorMessage": "the local API is shutting down", "errorType": "Shutdown"})
+                    raise FunctionError(
+                        {"errorMessage": "the local API is shutting down", "errorType": "Shutdown"}
+                    )
                 process = subprocess.Popen(command, env=dict(os.environ))
                 self._workers.add(process)
             try:
@@ -198,12 +203,16 @@ class LocalLambda:
                 process.kill()
                 process.wait()
                 logger.error("%s: Task timed out after %.2f seconds", function_id, function.timeout_s)
-                raise FunctionTimeoutError(f"{function_id} timed out after {function.timeout_s:g} s") from None
+                raise FunctionTimeoutError(
+                    f"{function_id} timed out after {function.timeout_s:g} s"
+                ) from None
             finally:
                 with self._workers_lock:
                     self._workers.discard(process)
             if not result_file.exists():
-                raise FunctionError({"errorMessage": f"worker exited {process.returncode}", "errorType": "Runtime"})
+                raise FunctionError(
+                    {"errorMessage": f"worker exited {process.returncode}", "errorType": "Runtime"}
+                )
             outcome = json.loads(result_file.read_text(encoding="utf-8"))
         if "error" in outcome:
             logger.error("%s failed: %s", function_id, outcome["error"]["errorMessage"])
@@ -235,7 +244,9 @@ class _InvokeApiHandler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         if len(parts) != 4 or parts[1] != "functions" or parts[3] != "invocations":
-            return self._reply(404, {"Type": "User", "Message": f"Unknown operation {self.path}"}, "UnknownOperation")
+            return self._reply(
+                404, {"Type": "User", "Message": f"Unknown operation {self.path}"}, "UnknownOperation"
+            )
         runtime = self.server.runtime
         function = runtime.template.function_by_name(parts[2].replace("%3A", ":"))
         if function is None:
@@ -253,9 +264,13 @@ class _InvokeApiHandler(BaseHTTPRequestHandler):
         except FunctionError as error:
             return self._reply(200, error.payload, function_error="Unhandled")
         except FunctionTimeoutError as error:
-            return self._reply(200, {"errorMessage": str(error), "errorType": "Sandbox.Timedout"}, function_error="Unhandled")
+            return self._reply(
+                200, {"errorMessage": str(error), "errorType": "Sandbox.Timedout"}, function_error="Unhandled"
+            )
 
-    def _reply(self, status: int, payload: Any, error_type: str | None = None, function_error: str | None = None):
+    def _reply(
+        self, status: int, payload: Any, error_type: str | None = None, function_error: str | None = None
+    ):
         body = b"" if payload is None else json.dumps(payload).encode("utf-8")
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
@@ -316,7 +331,9 @@ class S3Notifications:
         for trigger in self.runtime.template.s3_triggers:
             if not any(name.startswith("s3:ObjectCreated") for name in trigger.events):
                 continue
-            pages = self._client.get_paginator("list_objects_v2").paginate(Bucket=trigger.bucket, Prefix=trigger.prefix)
+            pages = self._client.get_paginator("list_objects_v2").paginate(
+                Bucket=trigger.bucket, Prefix=trigger.prefix
+            )
             for page in pages:
                 for item in page.get("Contents", []):
                     key, etag = item["Key"], item["ETag"]

@@ -14,7 +14,9 @@ logger = logging.getLogger("local_api")
 
 # Connection-level headers API Gateway does not forward to the integration.
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "expect", "te", "upgrade"})
-DISCARD_LIMIT = 64 * 1024 * 1024  # an oversized body up to this is read and dropped so the 413 arrives cleanly
+DISCARD_LIMIT = (
+    64 * 1024 * 1024
+)  # an oversized body up to this is read and dropped so the 413 arrives cleanly
 
 
 class _BodyTooLarge(Exception):
@@ -101,7 +103,9 @@ class _Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(response.body)
         elapsed_ms = (time.perf_counter() - self._started) * 1000
-        print(f"{self.command} {self.path} {response.status} {elapsed_ms:.1f} ms", file=sys.stderr, flush=True)
+        print(
+            f"{self.command} {self.path} {response.status} {elapsed_ms:.1f} ms", file=sys.stderr, flush=True
+        )
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (http.server's signature)
         logger.debug(format, *args)

@@ -18,10 +18,14 @@ CURL_BOUNDARY = "------------------------d74496d66958873e"  # curl's form: 24 da
 def curl_multipart(field: str, filename: str, content: bytes, content_type: str) -> tuple[bytes, str]:
     """A body and Content-Type byte for byte as ``curl -F field=@filename`` sends them."""
     body = (
-        f"--{CURL_BOUNDARY}\r\n"
-        f'Content-Disposition: form-data; name="{field}"; filename="{filename}"\r\n'
-        f"Content-Type: {content_type}\r\n\r\n"
-    ).encode() + content + f"\r\n--{CURL_BOUNDARY}--\r\n".encode()
+        (
+            f"--{CURL_BOUNDARY}\r\n"
+            f'Content-Disposition: form-data; name="{field}"; filename="{filename}"\r\n'
+            f"Content-Type: {content_type}\r\n\r\n"
+        ).encode()
+        + content
+        + f"\r\n--{CURL_BOUNDARY}--\r\n".encode()
+    )
     return body, f"multipart/form-data; boundary={CURL_BOUNDARY}"
 
 

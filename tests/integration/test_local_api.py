@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 
 import boto3
 import pytest
@@ -145,14 +146,18 @@ def test_a_route_is_throttled_once_its_burst_is_spent_while_another_still_answer
 
 
 def test_a_body_over_10_mb_is_refused_with_413(api):
-    response = call(api, "POST", "/echo", data=b"x" * (10 * 1024 * 1024 + 1), headers={"Content-Type": "image/png"})
+    response = call(
+        api, "POST", "/echo", data=b"x" * (10 * 1024 * 1024 + 1), headers={"Content-Type": "image/png"}
+    )
 
     assert_error(response, 413, "payload_too_large")
 
 
 def test_an_event_over_the_lambda_6_mb_limit_is_refused_with_413(api):
     # 5 MB of image is 6.7 MB once base64-encoded into the event.
-    response = call(api, "POST", "/echo", data=b"x" * (5 * 1024 * 1024), headers={"Content-Type": "image/png"})
+    response = call(
+        api, "POST", "/echo", data=b"x" * (5 * 1024 * 1024), headers={"Content-Type": "image/png"}
+    )
 
     assert_error(response, 413, "payload_too_large")
     assert "6 MB" in response.json()["error"]["message"]
@@ -180,14 +185,18 @@ def test_an_unknown_route_gets_404_in_the_error_form(api):
 def test_an_asynchronous_invocation_runs_the_function_in_a_background_process(api):
     job_id = call(api, "POST", "/jobs").json()["job_id"]
 
-    job = wait_for(lambda: (answer := call(api, "GET", f"/jobs/{job_id}").json()).get("status") == "done" and answer)
+    job = wait_for(
+        lambda: (answer := call(api, "GET", f"/jobs/{job_id}").json()).get("status") == "done" and answer
+    )
 
     assert int(job["pid"]) != os.getpid()
     assert 0 < int(job["time_left_ms"]) <= 5000
 
 
 def test_boto3_lambda_invoke_reaches_the_function(api):
-    result = boto3.client("lambda").invoke(FunctionName="WorkerFunction", Payload=json.dumps({"job_id": "direct"}))
+    result = boto3.client("lambda").invoke(
+        FunctionName="WorkerFunction", Payload=json.dumps({"job_id": "direct"})
+    )
 
     assert "FunctionError" not in result
     assert json.loads(result["Payload"].read()) == {"ok": True}
@@ -206,7 +215,10 @@ def test_an_upload_under_a_trigger_prefix_runs_the_s3_triggered_function(api):
         return json.loads(body)
 
     assert wait_for(report) == {"key": "uploads/set 1.zip", "size": 22, "event": "ObjectCreated:Put"}
-    keys = [item["Key"] for item in s3.list_objects_v2(Bucket="local-artifactsbucket", Prefix="reports/")["Contents"]]
+    keys = [
+        item["Key"]
+        for item in s3.list_objects_v2(Bucket="local-artifactsbucket", Prefix="reports/")["Contents"]
+    ]
     assert keys == ["reports/set 1.zip.json"]  # the suffix filter kept notes.txt out
 
 
@@ -214,7 +226,9 @@ def test_an_upload_under_a_trigger_prefix_runs_the_s3_triggered_function(api):
 
 
 def test_stop_closes_the_port_and_restores_the_environment():
-    before = {key: os.environ.get(key) for key in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_LAMBDA", "JOBS_TABLE")}
+    before = {
+        key: os.environ.get(key) for key in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_LAMBDA", "JOBS_TABLE")
+    }
     api = LocalApi(FIXTURES / "template.yaml", port=0, api_key=KEY).start()
     assert call(api, "GET", "/predictions/1").status_code == 200
     threads = [api.server._thread, api._lambda_thread, api.notifications._thread]
@@ -231,14 +245,26 @@ def test_the_serve_command_prints_url_key_and_curl_line_and_stops_on_sigterm(tmp
     environment = {**os.environ, "API_KEY": "cli-key", "PORT": "0"}
     environment.pop("AWS_ENDPOINT_URL", None)
     command = [sys.executable, "-m", "infra.local_api", "--template", str(FIXTURES / "template.yaml")]
-    process = subprocess.Popen(command, env=environment, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    process = subprocess.Popen(
+        command, env=environment, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    )
+    watchdog = threading.Timer(30, process.kill)  # a hung server fails the test instead of hanging it
+    watchdog.start()
     try:
-        lines = [process.stdout.readline() for _ in range(2 + 7 + 3)]
+        lines = []
+        while not lines or not (lines[-1].startswith("Ctrl-C") or lines[-1] == ""):  # "": it exited
+            lines.append(process.stdout.readline())
         url = lines[0].split()[3]
         assert url.startswith("http://127.0.0.1:")
         assert "API key: cli-key\n" in lines
-        assert any(line.startswith('Try:     curl -H "x-api-key: cli-key" -F file=@dog.jpg') for line in lines)
-        assert requests.post(url + "/echo", json={}, headers={"x-api-key": "cli-key"}, timeout=10).status_code == 200
+        assert any(
+            line.startswith('Try:     curl -H "x-api-key: cli-key" -F file=@dog.jpg') for line in lines
+        )
+        assert (
+            requests.post(url + "/echo", json={}, headers={"x-api-key": "cli-key"}, timeout=10).status_code
+            == 200
+        )
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=15) == 0
+        watchdog.cancel()

@@ -6,11 +6,11 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from moto import mock_aws
+
 from classifier import aws as aws_clients
 from classifier import serving
 from classifier.settings import get_settings
-from moto import mock_aws
-
 from infra.local_api import create_storage
 from infra.template import Template
 

@@ -6,11 +6,11 @@ import io
 import json
 
 import pytest
+from PIL import Image
+
 from classifier import records
 from classifier.labels import LABELS
 from classifier.limits import MAX_BATCH_IMAGES, MAX_PAYLOAD_BYTES
-from PIL import Image
-
 from functions.batch import app as batch
 from functions.predict import app as predict
 from functions.predictions import app as predictions

@@ -4,6 +4,8 @@ import base64
 import json
 
 import pytest
+from urllib3 import encode_multipart_formdata
+
 from classifier import http
 from classifier.errors import (
     EmptyBodyError,
@@ -17,7 +19,6 @@ from classifier.errors import (
 )
 from classifier.inference import ImageInput, Rejected
 from classifier.limits import MAX_BATCH_IMAGES, MAX_PAYLOAD_BYTES
-from urllib3 import encode_multipart_formdata
 
 # Bytes that trip naive multipart parsers: CR, LF, CRLF, a boundary-like line, trailing CR.
 AWKWARD = b"\xff\xd8\r\n--not-the-boundary\r\n\x00\r\rend\n\r"

@@ -8,6 +8,7 @@ from decimal import Decimal
 import numpy as np
 import pytest
 from botocore.exceptions import ClientError
+
 from classifier import records
 from classifier.errors import InvalidParameterError, InvalidRecordError, ResourceNotFoundError
 from classifier.labels import LABELS

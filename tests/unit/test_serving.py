@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+
 from classifier import registry, serving, storage
 from classifier.errors import ModelLoadError
 from classifier.runtime import BASELINE_DIR

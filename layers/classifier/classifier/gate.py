@@ -26,7 +26,7 @@ class GateDecision:
 
 def check(candidate: dict, current: dict, overall_tolerance: float = OVERALL_TOLERANCE,
           per_class_tolerance: float = PER_CLASS_TOLERANCE) -> GateDecision:
-    """Compare two model cards' test metrics (``accuracy`` and ``per_class``)."""
+    """Compare two models' metrics (``accuracy``, ``per_class``, ``test_data``) on the same test set."""
     reasons = []
     if candidate.get("test_data", {}).get("sha256") != current.get("test_data", {}).get("sha256"):
         reasons.append("the candidate was evaluated on a different test set than the current model")

@@ -11,6 +11,7 @@ through the gate, promote it or keep it as a rejected candidate, free the lock.
 
 import dataclasses
 import json
+import os
 import shutil
 import time
 from collections.abc import Callable
@@ -21,8 +22,9 @@ from botocore.exceptions import ClientError
 
 from classifier import gate, jobs, registry, storage
 from classifier.datasets import concatenate, load_dataset
+from classifier.evaluation import metrics, predict_batched
 from classifier.export import export_model, new_version
-from classifier.runtime import BASELINE_DIR
+from classifier.runtime import BASELINE_DIR, TFLiteModel
 from classifier.training import STATE_FILE, HyperParameters, save_run, train
 from classifier.training_data import load_user_data
 
@@ -106,8 +108,7 @@ def _finish(job_id, env, work, result, data, parent, parent_dir) -> str:
     card = export_model(model_path, out, test_data=env.base_test, version=version, parent=parent)
     for name in (storage.TFLITE_NAME, storage.KERAS_NAME, storage.CARD_NAME):
         env.s3.upload_file(str(out / name), env.bucket, storage.model_key(version, name))
-    current_card = json.loads((parent_dir / storage.CARD_NAME).read_text())
-    decision = gate.check(card, current_card)
+    decision = gate.check(card, _evaluate_parent(parent_dir, env.base_test))
     status = registry.ModelStatus.CANDIDATE if decision.passed else registry.ModelStatus.REJECTED
     registry.put_version(env.models_table, registry.version_item(card, status, "; ".join(decision.reasons) or None))
     outcome = {"version": version, "accuracy": card["accuracy"], "per_class": card["per_class"],
@@ -130,15 +131,24 @@ def _parent(job: dict, env: Environment, work: Path) -> tuple[str, Path]:
     if version is None:
         pointer = registry.read_pointer(env.models_table)
         version = pointer.version if pointer else None
-    if version is None:
-        card = json.loads((BASELINE_DIR / storage.CARD_NAME).read_text())
-        return card["version"], BASELINE_DIR
+    baseline = json.loads((BASELINE_DIR / storage.CARD_NAME).read_text())["version"]
+    if version is None or version == baseline:
+        return baseline, BASELINE_DIR  # the image carries it, whether or not S3 has a copy
     target = work / "parent"
     target.mkdir(parents=True, exist_ok=True)
-    for name in (storage.KERAS_NAME, storage.CARD_NAME):
+    for name in (storage.TFLITE_NAME, storage.KERAS_NAME, storage.CARD_NAME):
         if not (target / name).exists():
             env.s3.download_file(env.bucket, storage.model_key(version, name), str(target / name))
     return version, target
+
+
+def _evaluate_parent(parent_dir: Path, base_test: str) -> dict:
+    """The parent's metrics on the same test set the candidate was just evaluated on, so the gate
+    compares like with like even if the parent's card was measured on another copy of it."""
+    test = load_dataset(base_test, "test")
+    model = TFLiteModel.from_path(parent_dir / storage.TFLITE_NAME, num_threads=os.cpu_count() or 1)
+    return {**metrics(predict_batched(model.predict, test.images), test.labels),
+            "test_data": test.manifest()}
 
 
 def _save_checkpoint(env: Environment, job_id: str, checkpoints: Path) -> None:

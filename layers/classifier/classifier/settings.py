@@ -20,6 +20,10 @@ class Settings:
     jobs_table: str  # JOBS_TABLE: retraining jobs
     artifacts_bucket: str  # ARTIFACTS_BUCKET: models, datasets, training data (see classifier.storage)
     model_refresh_seconds: float  # MODEL_REFRESH_SECONDS: how often serving re-reads the registry pointer
+    idempotency_table: str = ""  # IDEMPOTENCY_TABLE: Powertools idempotency records of POST /retrain
+    retrain_function: str = ""  # RETRAIN_FUNCTION: name of the retraining Lambda, invoked asynchronously
+    base_train_data: str = ""  # BASE_TRAIN_DATA: path or s3:// URI; default s3://<bucket>/datasets/base/...
+    base_test_data: str = ""  # BASE_TEST_DATA: the fixed test set every candidate is evaluated on
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> "Settings":
@@ -38,6 +42,10 @@ class Settings:
             jobs_table=environ.get("JOBS_TABLE", ""),
             artifacts_bucket=environ.get("ARTIFACTS_BUCKET", ""),
             model_refresh_seconds=model_refresh_seconds,
+            idempotency_table=environ.get("IDEMPOTENCY_TABLE", ""),
+            retrain_function=environ.get("RETRAIN_FUNCTION", ""),
+            base_train_data=environ.get("BASE_TRAIN_DATA", ""),
+            base_test_data=environ.get("BASE_TEST_DATA", ""),
         )
 
 

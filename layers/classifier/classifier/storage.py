@@ -54,3 +54,11 @@ def upload_key(upload_id: str, name: str) -> str:
 
 def checkpoint_key(job_id: str, name: str) -> str:
     return f"{CHECKPOINTS_PREFIX}{_segment(job_id, 'job id')}/{_segment(name, 'file name')}"
+
+
+BASE_TRAIN_NAME = "cifar10-train.zip"
+BASE_TEST_NAME = "cifar10-test.zip"
+
+
+def base_dataset_uri(bucket: str, name: str) -> str:
+    return f"s3://{bucket}/{dataset_key(name)}"

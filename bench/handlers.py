@@ -1,0 +1,302 @@
+"""Handler benchmark: cold start (fresh process: import, first invocation) and warm latency through
+``lambda_handler`` for one image and batches of 8, 32 and 64, for the LiteRT handler as shipped and
+for the same handler serving the Keras model on TensorFlow.
+
+Each figure comes from a fresh Python process set up the way Lambda runs the function: the
+function folder and the layer's package on the import path, ``LAMBDA_TASK_ROOT`` and the
+template's environment set, DynamoDB and S3 from a moto server (so every request writes its
+prediction record over HTTP, as in AWS). X-Ray is off (no daemon here). Requests are the event
+files in ``shared/events/`` with CIFAR-10 test images.
+
+Run: ``make bench`` (after the model benchmark) or ``python -m bench.handlers [--quick]``.
+"""
+
+import argparse
+import base64
+import json
+import logging
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+LAYER_PACKAGE = REPO / "layers" / "classifier"
+KERAS_MODEL = LAYER_PACKAGE / "classifier" / "baseline" / "model.keras"
+BATCH_SIZES = (8, 32, 64)
+REGION = "us-east-1"
+
+
+# --- the child: one fresh process, one handler -----------------------------------------------------
+
+
+class _Context:
+    function_name = "PredictFunction"
+    function_version = "$LATEST"
+    memory_limit_in_mb = 1024
+    invoked_function_arn = f"arn:aws:lambda:{REGION}:123456789012:function:bench"
+    aws_request_id = "bench"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 29_000
+
+
+def _install_keras_model() -> None:
+    """Serve the Keras model through the same handler: TensorFlow import and model load count."""
+    import hashlib
+
+    import keras
+
+    from classifier import serving
+
+    model = keras.models.load_model(KERAS_MODEL, compile=False)
+
+    class KerasPredictor:
+        def predict(self, images):
+            return keras.ops.convert_to_numpy(model(images, training=False))
+
+    served = serving.ServedModel(
+        "keras", hashlib.sha256(KERAS_MODEL.read_bytes()).hexdigest(), KerasPredictor()
+    )
+    serving.set_provider(
+        serving.ModelProvider(
+            read_pointer=lambda: None, fetch=bytes, baseline=lambda: served, refresh_seconds=float("inf")
+        )
+    )
+
+
+def _child(runtime: str, events_file: str, first_event: str, repeats: dict[str, int]) -> dict:
+    start = time.perf_counter()
+    if runtime == "keras":
+        _install_keras_model()
+    import app  # noqa: PLC0415 (the import is what is measured)
+
+    imported = time.perf_counter()
+    events = json.loads(Path(events_file).read_text())
+    context = _Context()
+    store_ms = _time_record_writes()
+
+    def invoke(event: dict) -> dict:
+        response = app.lambda_handler(event, context)
+        assert response["statusCode"] == 200, response
+        return json.loads(response["body"])
+
+    first = invoke(events[first_event]["event"])
+    done = time.perf_counter()
+    report = {
+        "import_ms": (imported - start) * 1000,
+        "first_ms": (done - imported) * 1000,
+        "model_version": first["model_version"],
+        "warm": {},
+    }
+    for name, count in repeats.items():
+        rows = {"ms": [], "decode": [], "inference": [], "store": []}
+        for _ in range(count):
+            store_ms.clear()
+            t0 = time.perf_counter()
+            body = invoke(events[name]["event"])
+            rows["ms"].append((time.perf_counter() - t0) * 1000)
+            rows["decode"].append(body["timings_ms"]["decode"])
+            rows["inference"].append(body["timings_ms"]["inference"])
+            rows["store"].append(sum(store_ms))
+        report["warm"][name] = rows
+    return report
+
+
+def _time_record_writes() -> list[float]:
+    """Wrap the record writer to time it (a list that each write appends its milliseconds to)."""
+    from classifier import records
+
+    spent: list[float] = []
+    write = records._write
+
+    def timed(*args, **kwargs):
+        t0 = time.perf_counter()
+        try:
+            return write(*args, **kwargs)
+        finally:
+            spent.append((time.perf_counter() - t0) * 1000)
+
+    records._write = timed
+    return spent
+
+
+# --- the parent: moto server, events, processes, table --------------------------------------------
+
+
+def _test_images(count: int) -> list[tuple[str, bytes]]:
+    data = Path(os.environ.get("CIFAR10_DATA", REPO.parent / "shared" / "data")) / "cifar10-test.zip"
+    with zipfile.ZipFile(data) as archive:
+        names = sorted(name for name in archive.namelist() if name.endswith(".jpg"))[::50][:count]
+        return [(name.replace("/", "-"), archive.read(name)) for name in names]
+
+
+def _events() -> dict:
+    """The event files, with their bodies swapped for batches of real test images."""
+    single = json.loads((REPO / "shared" / "events" / "predict-raw.json").read_text())
+    events = {"single": {"handler": "predict", "event": single}}
+    images = _test_images(max(BATCH_SIZES))
+    for size in BATCH_SIZES:
+        event = json.loads((REPO / "shared" / "events" / "batch-json.json").read_text())
+        event["body"] = json.dumps(
+            {
+                "images": [
+                    {"name": name, "image": base64.b64encode(data).decode()} for name, data in images[:size]
+                ]
+            }
+        )
+        events[f"batch {size}"] = {"handler": "batch", "event": event}
+    return events
+
+
+def _run_child(handler: str, runtime: str, events_file: Path, repeats: dict, environment: dict) -> dict:
+    first_event = "single" if handler == "predict" else f"batch {BATCH_SIZES[0]}"
+    function_dir = REPO / "functions" / handler
+    env = {
+        **environment,
+        "PATH": os.environ.get("PATH", ""),
+        "PYTHONPATH": os.pathsep.join(map(str, (function_dir, LAYER_PACKAGE, REPO))),
+        "LAMBDA_TASK_ROOT": str(function_dir),
+        "AWS_LAMBDA_FUNCTION_NAME": f"bench-{handler}",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "1024",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+    }
+    code = (
+        "import json, sys; from bench.handlers import _child; "
+        "print('BENCH ' + json.dumps(_child(*sys.argv[1:4], json.loads(sys.argv[4]))))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, runtime, str(events_file), first_event, json.dumps(repeats)],
+        env=env,
+        cwd=function_dir,
+        capture_output=True,
+        text=True,
+    )
+    lines = [line for line in result.stdout.splitlines() if line.startswith("BENCH ")]
+    if result.returncode != 0 or not lines:
+        raise RuntimeError(f"benchmark process failed ({runtime} {handler}):\n{result.stderr[-3000:]}")
+    return json.loads(lines[-1][len("BENCH ") :])
+
+
+def _median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def _p90(values: list[float]) -> float:
+    return sorted(values)[max(0, int(round(0.9 * len(values))) - 1)]
+
+
+def measure(runtime: str, environment: dict, events_file: Path, cold_runs: int, repeats: dict) -> dict:
+    colds = [_run_child("predict", runtime, events_file, {}, environment) for _ in range(cold_runs)]
+    single = _run_child("predict", runtime, events_file, {"single": repeats["single"]}, environment)
+    batch = _run_child(
+        "batch",
+        runtime,
+        events_file,
+        {f"batch {size}": repeats["batch"] for size in BATCH_SIZES},
+        environment,
+    )
+    return {
+        "cold": colds,
+        "warm": {**single["warm"], **batch["warm"]},
+        "model_version": single["model_version"],
+    }
+
+
+def _format(results: dict[str, dict], cold_runs: int) -> str:
+    columns = list(results)
+    rows = []
+
+    def cold_row(label: str, pick) -> None:
+        rows.append([label] + [f"{_median([pick(run) for run in results[c]['cold']]):.0f}" for c in columns])
+
+    cold_row(
+        f"cold start: import + first invocation (median of {cold_runs})",
+        lambda run: run["import_ms"] + run["first_ms"],
+    )
+    cold_row("  import", lambda run: run["import_ms"])
+    cold_row("  first invocation", lambda run: run["first_ms"])
+    for name in ["single", *(f"batch {size}" for size in BATCH_SIZES)]:
+        label = "warm: 1 image" if name == "single" else f"warm: {name.replace('batch ', 'batch of ')}"
+        count = len(results[columns[0]]["warm"][name]["ms"])
+        rows.append(
+            [f"{label} (median, p90; n={count})"]
+            + [
+                f"{_median(results[c]['warm'][name]['ms']):.1f}, {_p90(results[c]['warm'][name]['ms']):.1f}"
+                for c in columns
+            ]
+        )
+        for part in ("decode", "inference", "store"):
+            rows.append(
+                [f"  {part} (median)"] + [f"{_median(results[c]['warm'][name][part]):.1f}" for c in columns]
+            )
+    header = ["handler latency, ms", *[f"{c} ({results[c]['model_version']})" for c in columns]]
+    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
+    lines = [
+        "  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True))
+        for row in [header, *rows]
+    ]
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description="Handler cold start and warm latency, LiteRT vs TensorFlow/Keras"
+    )
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions (a smoke run)")
+    parser.add_argument("--no-keras", action="store_true", help="skip the TensorFlow/Keras handler")
+    args, _ = parser.parse_known_args(argv)
+    cold_runs = 2 if args.quick else 5
+    repeats = {"single": 20, "batch": 3} if args.quick else {"single": 200, "batch": 20}
+
+    from moto.server import ThreadedMotoServer  # the benchmark's stand-in for AWS, never in a function
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto server's request log
+
+    from infra.local_api import create_storage
+    from infra.template import Template
+
+    template = Template(REPO / "template.yaml", region=REGION)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    saved = dict(os.environ)
+    try:
+        host, port = server.get_host_and_port()
+        aws = {
+            "AWS_ENDPOINT_URL": f"http://{host}:{port}",
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": REGION,
+        }
+        os.environ.update(aws)
+        create_storage(template, REGION)
+        environment = {**aws, **template.functions["PredictFunction"].environment}
+        runtimes = ["litert"] + ([] if args.no_keras or not KERAS_MODEL.exists() else ["keras"])
+        with tempfile.TemporaryDirectory() as folder:
+            events_file = Path(folder) / "events.json"
+            events_file.write_text(json.dumps(_events()))
+            results = {}
+            for runtime in runtimes:
+                started = time.perf_counter()
+                results[runtime] = measure(runtime, environment, events_file, cold_runs, repeats)
+                print(f"  measured {runtime} in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+    finally:
+        server.stop()
+        os.environ.clear()
+        os.environ.update(saved)
+    print()
+    print("Handlers through lambda_handler, fresh processes as Lambda runs them; records written to DynamoDB")
+    print("on a local moto server (store = that write); X-Ray off. Batch decode is summed over the images.")
+    if not KERAS_MODEL.exists():
+        print(f"  no {KERAS_MODEL.relative_to(REPO)}: the TensorFlow/Keras column is left out")
+    print(_format(results, cold_runs))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,44 @@
+"""The retraining Lambda (container image with tensorflow-cpu): advance one job, then either
+invoke itself again to continue (checkpoints are in S3) or stop with the job's verdict."""
+
+import json
+from functools import cache
+
+import boto3
+from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from classifier import retrain, storage
+from classifier.aws import s3, table
+from classifier.settings import get_settings
+
+logger = Logger()
+tracer = Tracer()
+
+
+def environment() -> retrain.Environment:
+    settings = get_settings()
+    bucket = settings.artifacts_bucket
+    return retrain.Environment(
+        s3=s3(), bucket=bucket, jobs_table=table(settings.jobs_table), models_table=table(settings.models_table),
+        base_train=settings.base_train_data or storage.base_dataset_uri(bucket, storage.BASE_TRAIN_NAME),
+        base_test=settings.base_test_data or storage.base_dataset_uri(bucket, storage.BASE_TEST_NAME),
+    )
+
+
+@cache
+def _lambda():
+    return boto3.client("lambda")
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+def lambda_handler(event: dict, context: LambdaContext) -> dict:
+    job_id = event["job_id"]
+    deadline = retrain.remaining_deadline(context.get_remaining_time_in_millis())
+    status = retrain.run_job(job_id, environment(), deadline, log=logger.info)
+    if status == retrain.CONTINUE:
+        _lambda().invoke(FunctionName=context.function_name, InvocationType="Event",
+                         Payload=json.dumps({"job_id": job_id}).encode())
+        logger.info("Retraining continues in a new invocation", extra={"job_id": job_id})
+    return {"job_id": job_id, "status": status}

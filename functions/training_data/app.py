@@ -1,0 +1,64 @@
+"""POST /training-data (labelled images, or a presigned zip upload), GET /training-data (images per
+label, base set beside user data), GET /training-data/uploads/{upload_id} (a zip's ingest report)."""
+
+import json
+from functools import cache
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from classifier import api, http, training_data
+from classifier.aws import s3
+from classifier.runtime import BASELINE_DIR
+from classifier.settings import get_settings
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+app = api.make_resolver(logger)
+
+
+@app.post("/training-data")
+@tracer.capture_method
+def add_training_data() -> Response:
+    event = app.current_event
+    request = http.parse_training_data(api.body(event), api.content_type(event))
+    bucket = get_settings().artifacts_bucket
+    if request.upload:
+        return _json(201, training_data.create_upload(s3(), bucket))
+    results = training_data.add_images(s3(), bucket, request.label, list(request.items))
+    counts = {status: sum(r.status == status for r in results) for status in ("accepted", "duplicate", "rejected")}
+    metrics.add_metric(name="TrainingImagesAccepted", unit=MetricUnit.Count, value=counts["accepted"])
+    return _json(200, {"label": request.label, "counts": counts, "results": [r.to_json() for r in results]})
+
+
+@app.get("/training-data")
+@tracer.capture_method
+def training_data_summary() -> dict:
+    return training_data.summary(s3(), get_settings().artifacts_bucket, base_counts())
+
+
+@app.get("/training-data/uploads/<upload_id>")
+@tracer.capture_method
+def upload_report(upload_id: str) -> dict:
+    return training_data.upload_status(s3(), get_settings().artifacts_bucket, upload_id)
+
+
+@cache
+def base_counts() -> dict[str, int]:
+    """The fixed base set's images per label, as the shipped baseline's card records them."""
+    return json.loads((BASELINE_DIR / "card.json").read_text())["training_data"]["counts"]
+
+
+def _json(status: int, body: dict) -> Response:
+    return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=body)
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@tracer.capture_lambda_handler
+@metrics.log_metrics(capture_cold_start_metric=True)
+def lambda_handler(event: dict, context: LambdaContext) -> dict:
+    return app.resolve(event, context)

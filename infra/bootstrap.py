@@ -1,0 +1,68 @@
+"""Bootstrap a stack's storage: the fixed base datasets and the shipped baseline model.
+
+After ``sam deploy`` (or by ``make serve`` against its local S3 and DynamoDB) this uploads
+``cifar10-train.zip`` and ``cifar10-test.zip`` to ``datasets/base/``, the baseline's
+``model.tflite``, ``model.keras`` and ``card.json`` to ``models/<version>/``, registers the
+baseline (status ``baseline``) and points serving at it unless a pointer exists. Running it again
+changes nothing that is there already.
+
+    python -m infra.bootstrap --stack cifar10-classifier --data ../shared/data   # a deployed stack
+"""
+
+import argparse
+import json
+from pathlib import Path
+
+import boto3
+from botocore.exceptions import ClientError
+
+from classifier import registry, storage
+from classifier.runtime import BASELINE_DIR
+
+
+def bootstrap(s3, bucket: str, models_table, data_dir: Path | None, log=print) -> str:
+    """Upload what is missing; return the baseline's version."""
+    if data_dir is not None:
+        for name in (storage.BASE_TRAIN_NAME, storage.BASE_TEST_NAME):
+            _upload_once(s3, bucket, data_dir / name, storage.dataset_key(name), log)
+    card = json.loads((BASELINE_DIR / storage.CARD_NAME).read_text())
+    version = card["version"]
+    for name in (storage.TFLITE_NAME, storage.KERAS_NAME, storage.CARD_NAME):
+        _upload_once(s3, bucket, BASELINE_DIR / name, storage.model_key(version, name), log)
+    if models_table.get_item(Key={"version": version}).get("Item") is None:
+        registry.put_version(models_table, registry.version_item(card, registry.ModelStatus.BASELINE))
+    if registry.read_pointer(models_table) is None:
+        registry.promote(models_table, version, expected_current=None)
+        log(f"serving {version}")
+    return version
+
+
+def _upload_once(s3, bucket: str, path: Path, key: str, log) -> None:
+    try:
+        s3.head_object(Bucket=bucket, Key=key)
+        return
+    except ClientError as error:
+        if error.response["Error"]["Code"] not in ("404", "NoSuchKey", "NotFound"):
+            raise
+    s3.upload_file(str(path), bucket, key)
+    log(f"uploaded s3://{bucket}/{key}")
+
+
+def stack_outputs(stack: str) -> dict[str, str]:
+    described = boto3.client("cloudformation").describe_stacks(StackName=stack)["Stacks"][0]
+    return {output["OutputKey"]: output["OutputValue"] for output in described.get("Outputs", [])}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--stack", required=True, help="the CloudFormation stack name (samconfig.toml's)")
+    parser.add_argument("--data", type=Path, required=True, help="folder holding cifar10-train.zip and cifar10-test.zip")
+    args = parser.parse_args(argv)
+    outputs = stack_outputs(args.stack)
+    models = boto3.resource("dynamodb").Table(outputs["ModelsTableName"])
+    bootstrap(boto3.client("s3"), outputs["ArtifactsBucketName"], models, args.data)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

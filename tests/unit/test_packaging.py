@@ -1,0 +1,110 @@
+"""What the functions import and what the template promises the code: checked without AWS."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from classifier import records, settings
+from infra import invoke
+from tests.unit.conftest import FUNCTION_ENVIRONMENT, REPO, TEMPLATE, reset_process_state
+
+HANDLERS = ["functions.predict.app", "functions.batch.app", "functions.predictions.app"]
+HEAVY = ["tensorflow", "keras", "moto"]
+
+
+@pytest.mark.parametrize("module", HANDLERS)
+def test_importing_a_handler_loads_no_tensorflow_and_no_model(module):
+    # given a fresh interpreter, as on a Lambda cold start
+    script = (
+        f"import json, sys; import {module}; from classifier import serving; "
+        f"print(json.dumps({{'heavy': [m for m in {HEAVY!r} if m in sys.modules], "
+        "'model_loaded': serving._provider is not None}))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        check=True,
+        env={
+            "PATH": "",
+            "PYTHONPATH": f"{REPO / 'layers' / 'classifier'}:{REPO}",
+            "POWERTOOLS_TRACE_DISABLED": "1",
+        },
+    )
+    # then neither TensorFlow nor Keras is imported, and no model is loaded before the first request
+    assert json.loads(result.stdout.splitlines()[-1]) == {"heavy": [], "model_loaded": False}
+
+
+def test_every_function_is_an_api_route_on_the_one_api():
+    routes = {(route.method, route.path): route.function_id for route in TEMPLATE.routes}
+    assert {
+        ("POST", "/predict"): "PredictFunction",
+        ("POST", "/predict/batch"): "BatchFunction",
+        ("GET", "/predictions"): "PredictionsFunction",
+        ("GET", "/predictions/{prediction_id}"): "PredictionsFunction",
+    }.items() <= routes.items()
+    assert all(route.api_key_required for route in TEMPLATE.routes)
+    for function_id in ("PredictFunction", "BatchFunction", "PredictionsFunction"):
+        events = TEMPLATE.resources[function_id]["Properties"]["Events"].values()
+        assert all(
+            event["Type"] == "Api" and event["Properties"]["RestApiId"] == {"Ref": "Api"} for event in events
+        )
+        assert TEMPLATE.resources[function_id]["Properties"]["Layers"] == [{"Ref": "ClassifierLayer"}]
+        assert (TEMPLATE.functions[function_id].code_dir / "app.py").is_file()
+
+
+def test_the_environment_sets_every_setting():
+    environment = TEMPLATE.functions["PredictFunction"].environment
+    parsed = settings.Settings.from_env(environment)
+    assert parsed.predictions_table == "PredictionsTable" and parsed.models_table == "ModelsTable"
+    assert parsed.jobs_table == "JobsTable" and parsed.artifacts_bucket and parsed.model_refresh_seconds == 60
+
+
+def test_the_listing_index_is_the_one_the_code_queries():
+    (index,) = TEMPLATE.tables["PredictionsTable"]["GlobalSecondaryIndexes"]
+    assert index["IndexName"] == records.LIST_INDEX
+    assert [key["AttributeName"] for key in index["KeySchema"]] == ["kind", "created_at"]
+
+
+def test_data_resources_are_protected():
+    for logical_id in ("PredictionsTable", "ModelsTable", "JobsTable"):
+        properties = TEMPLATE.resources[logical_id]["Properties"]
+        assert properties["BillingMode"] == "PAY_PER_REQUEST"
+        assert properties["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    bucket = TEMPLATE.resources["ArtifactsBucket"]["Properties"]
+    assert bucket["VersioningConfiguration"] == {"Status": "Enabled"}
+    assert all(bucket["PublicAccessBlockConfiguration"].values())
+    assert bucket["BucketEncryption"]
+
+
+def test_every_function_has_a_log_group_with_retention():
+    groups = {
+        resource["Properties"]["LogGroupName"]["Fn::Sub"]: resource["Properties"]
+        for resource in TEMPLATE.resources.values()
+        if resource["Type"] == "AWS::Logs::LogGroup"
+    }
+    for function_id in ("PredictFunction", "BatchFunction", "PredictionsFunction"):
+        assert groups[f"/aws/lambda/${{{function_id}}}"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+
+
+def test_make_invoke_runs_a_handler_on_an_event_file(capsys, monkeypatch):
+    # given no AWS: make invoke brings moto and the template's tables itself
+    for key in [*FUNCTION_ENVIRONMENT, "AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION"]:
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    reset_process_state()
+
+    code = invoke.main(
+        ["--function", "PredictFunction", "--event", str(REPO / "shared/events/predict-raw.json")]
+    )
+    reset_process_state()
+
+    # then it prints the proxy response with the JSON body readable
+    out = capsys.readouterr().out
+    response = json.loads(out[out.index('{\n  "statusCode"') :])
+    assert code == 0 and response["statusCode"] == 200
+    assert response["body"]["label"] == "dog" and response["body"]["stored"] is True
