@@ -175,6 +175,30 @@ def s3_event(*, bucket: str, key: str, size: int, etag: str, region: str, event_
     }
 
 
+def s3_eventbridge_event(*, bucket: str, key: str, size: int, etag: str, region: str) -> dict[str, Any]:
+    """The EventBridge event S3 sends for a new object (the bucket has EventBridge notifications on)."""
+    now = datetime.now(UTC)
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "Object Created",
+        "source": "aws.s3",
+        "account": "123456789012",
+        "time": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": region,
+        "resources": [f"arn:aws:s3:::{bucket}"],
+        "detail": {
+            "version": "0",
+            "bucket": {"name": bucket},
+            "object": {"key": key, "size": size, "etag": etag.strip('"'), "sequencer": f"{time.time_ns():016X}"},
+            "request-id": uuid.uuid4().hex[:16].upper(),
+            "requester": "local",
+            "source-ip-address": "127.0.0.1",
+            "reason": "PutObject",
+        },
+    }
+
+
 def event_for_request(
     template: Template,
     function_id: str,

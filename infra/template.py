@@ -100,6 +100,7 @@ class S3Trigger:
     events: tuple[str, ...]
     prefix: str
     suffix: str
+    kind: str = "s3"  # "s3": a bucket notification; "eventbridge": an S3 event through EventBridge
 
 
 @dataclass(frozen=True)
@@ -395,10 +396,14 @@ class Template:
                 dockerfile
             )
             handler = command[0]
+            context_dir = self.root / metadata.get("DockerContext", ".")
         else:
             code_dir = self.root / str(self.resolve(properties.get("CodeUri", ".")))
             handler = str(self.resolve(properties["Handler"]))
         layer_dirs = []
+        if properties.get("PackageType") == "Image":
+            # Packages the image copies into the task root import locally from their source folder.
+            layer_dirs += [source.parent for source in _dockerfile_copied_packages(dockerfile, context_dir)]
         for layer in self.resolve(properties.get("Layers") or []):
             layer_resource = self.resources.get(str(layer))
             if layer_resource and layer_resource.get("Type") == "AWS::Serverless::LayerVersion":
@@ -426,6 +431,10 @@ class Template:
         triggers = []
         for function_id, resource in self._functions_resources().items():
             for event in (resource.get("Properties", {}).get("Events") or {}).values():
+                if event.get("Type") == "EventBridgeRule":
+                    trigger = self._eventbridge_s3_trigger(function_id, self.resolve(event["Properties"]))
+                    triggers += [trigger] if trigger else []
+                    continue
                 if event.get("Type") != "S3":
                     continue
                 properties = self.resolve(event["Properties"])
@@ -444,6 +453,22 @@ class Template:
                     )
                 )
         return tuple(triggers)
+
+    @staticmethod
+    def _eventbridge_s3_trigger(function_id: str, properties: dict) -> S3Trigger | None:
+        """An EventBridge rule on S3 "Object Created" events, as a polling trigger (bucket name and
+        key prefix, or a key wildcard ``prefix*suffix``)."""
+        pattern = properties.get("Pattern") or {}
+        if "aws.s3" not in pattern.get("source", []) or "Object Created" not in pattern.get("detail-type", []):
+            return None
+        detail = pattern.get("detail") or {}
+        (bucket,) = (detail.get("bucket") or {}).get("name", [""])[:1] or ("",)
+        key_rule = ((detail.get("object") or {}).get("key") or [{}])[0]
+        prefix, suffix = key_rule.get("prefix", ""), ""
+        if "wildcard" in key_rule:
+            prefix, _, suffix = key_rule["wildcard"].partition("*")
+            suffix = suffix.rsplit("*", 1)[-1]
+        return S3Trigger(function_id, str(bucket), ("s3:ObjectCreated:*",), prefix, suffix, kind="eventbridge")
 
     # ---- storage
 
@@ -472,6 +497,25 @@ class Template:
     def buckets(self) -> dict[str, str]:
         """Physical (local) bucket names, keyed by logical id."""
         return {logical_id: self.physical_name(logical_id) for logical_id in self._of_type("AWS::S3::Bucket")}
+
+
+def dockerfile_copies(dockerfile: Path) -> list[tuple[str, str]]:
+    """(source, destination) of every COPY line, sources relative to the build context."""
+    copies = []
+    for line in dockerfile.read_text(encoding="utf-8").splitlines():
+        words = line.split()
+        if words and words[0].upper() == "COPY":
+            arguments = [word for word in words[1:] if not word.startswith("--")]
+            copies += [(source, arguments[-1]) for source in arguments[:-1]]
+    return copies
+
+
+def _dockerfile_copied_packages(dockerfile: Path, context_dir: Path) -> list[Path]:
+    return [
+        (context_dir / source).resolve()
+        for source, _ in dockerfile_copies(dockerfile)
+        if (context_dir / source / "__init__.py").is_file()
+    ]
 
 
 def _dockerfile_cmd(dockerfile: Path) -> list[str]:

@@ -1,9 +1,10 @@
-"""S3 trigger: a zip uploaded under ``uploads/<id>/upload.zip`` is checked entry by entry and its
-report written to ``uploads/<id>/report.json`` (GET /training-data/uploads/{id} returns it)."""
+"""A zip landing under ``uploads/<id>/upload.zip`` (S3 "Object Created", delivered by EventBridge in
+AWS, by the local API's S3 poller in ``make serve``) is checked entry by entry and its report
+written to ``uploads/<id>/report.json``, which GET /training-data/uploads/{id} returns."""
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.data_classes import S3Event, event_source
+from aws_lambda_powertools.utilities.data_classes import S3Event
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from classifier import training_data
@@ -14,15 +15,24 @@ tracer = Tracer()
 metrics = Metrics()
 
 
+def uploaded_objects(event: dict) -> list[tuple[str, str]]:
+    """(bucket, key) of each new object, from an EventBridge S3 event or an S3 notification."""
+    if event.get("source") == "aws.s3":
+        detail = event["detail"]
+        return [(detail["bucket"]["name"], detail["object"]["key"])]
+    return [(record.s3.bucket.name, record.s3.get_object.key) for record in S3Event(event).records]
+
+
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 @metrics.log_metrics
-@event_source(data_class=S3Event)
-def lambda_handler(event: S3Event, context: LambdaContext) -> list[dict]:
+def lambda_handler(event: dict, context: LambdaContext) -> list[dict]:
     reports = []
-    for record in event.records:
-        key = record.s3.get_object.key  # Powertools URL-decodes it
-        report = training_data.ingest_upload(s3(), record.s3.bucket.name, key)
+    for bucket, key in uploaded_objects(event):
+        if training_data.upload_id_of(key) is None:
+            logger.info("Not an upload; ignored", extra={"key": key})
+            continue
+        report = training_data.ingest_upload(s3(), bucket, key)
         logger.info("Upload ingested", extra={"key": key, "status": report["status"], "counts": report["counts"]})
         metrics.add_metric(name="UploadImagesAccepted", unit=MetricUnit.Count,
                            value=report["counts"].get("accepted", 0))

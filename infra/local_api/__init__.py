@@ -45,6 +45,7 @@ class LocalApi:
         parameters: dict[str, str] | None = None,
         integration_timeout_s: float = INTEGRATION_TIMEOUT_S,
         s3_poll_interval_s: float = 1.0,
+        bootstrap_data: str | Path | None = None,
     ):
         self.region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
         self.parameters = dict(parameters or {})
@@ -55,6 +56,7 @@ class LocalApi:
         self.api_keys = {self.api_key, *extra_api_keys}  # each key has its own buckets and quota
         self.integration_timeout_s = integration_timeout_s
         self.s3_poll_interval_s = s3_poll_interval_s
+        self.bootstrap_data = Path(bootstrap_data) if bootstrap_data else None
         self._saved_environment: dict[str, str | None] = {}
         self._moto = None
         self._started: list = []
@@ -95,6 +97,8 @@ class LocalApi:
         self.storage_endpoint = os.environ["AWS_ENDPOINT_URL"]
         create_storage(self.template, self.region)
         self._setenv({**_LAMBDA_ENVIRONMENT, **function_environment(self.template)})
+        if self.bootstrap_data is not None:
+            self._bootstrap()
 
         self.runtime = LocalLambda(self.template, self.region, self.parameters)
         self._started.append(self.runtime.close)
@@ -114,6 +118,19 @@ class LocalApi:
         self.port = self.server.port
         self.server.start()
         self._started.append(self.server.stop)
+
+    def _bootstrap(self) -> None:
+        """The base datasets and the baseline model in S3, the baseline in the registry and
+        current (what ``infra.bootstrap`` does for a deployed stack), so retraining, rollback to
+        the baseline and the gate work locally as they do in AWS."""
+        from infra.bootstrap import bootstrap  # imports the classifier package: only when asked
+
+        models = self.template.functions["ModelsFunction"].environment["MODELS_TABLE"]
+        bucket = self.template.functions["ModelsFunction"].environment["ARTIFACTS_BUCKET"]
+        data = self.bootstrap_data if (self.bootstrap_data / "cifar10-train.zip").is_file() else None
+        if data is None:
+            logger.warning("no cifar10-train.zip in %s: retraining needs the base datasets", self.bootstrap_data)
+        bootstrap(boto3.client("s3"), bucket, boto3.resource("dynamodb").Table(models), data, log=logger.info)
 
     def _stop_lambda_api(self) -> None:
         self.lambda_api.shutdown()

@@ -35,6 +35,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--parameter", action="append", default=[], metavar="NAME=VALUE", help="template parameter override"
     )
+    parser.add_argument(
+        "--data",
+        default=os.environ.get("CIFAR10_DATA") or "../shared/data",
+        help="folder with cifar10-train.zip and cifar10-test.zip, uploaded as the base datasets for "
+        "retraining; 'none' to skip the bootstrap",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     for noisy in ("botocore", "werkzeug"):  # moto's request log and boto3's endpoint notes
@@ -48,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         api_key=keys[0] if keys else None,
         extra_api_keys=tuple(keys[1:]),
         parameters=parameters,
+        bootstrap_data=None if args.data == "none" else args.data,
     )
     api.start()
     storage = "moto, in process" if api.uses_moto else api.storage_endpoint

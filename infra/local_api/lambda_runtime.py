@@ -341,14 +341,12 @@ class S3Notifications:
                         continue
                     self._seen[(trigger.bucket, key)] = etag
                     if notify:
-                        event = events.s3_event(
-                            bucket=trigger.bucket,
-                            key=key,
-                            size=item["Size"],
-                            etag=etag,
-                            region=self.runtime.region,
-                            event_name="ObjectCreated:Put",
-                        )
+                        found = dict(bucket=trigger.bucket, key=key, size=item["Size"], etag=etag,
+                                     region=self.runtime.region)
+                        if trigger.kind == "eventbridge":
+                            event = events.s3_eventbridge_event(**found)
+                        else:
+                            event = events.s3_event(**found, event_name="ObjectCreated:Put")
                         self.runtime.invoke_async(trigger.function_id, event)
 
     def stop(self) -> None:

@@ -32,22 +32,18 @@ def predict_batch(
     """POST /predict/batch: one model call for every decodable image; an entry per item, in order."""
     results = classify(items, model.predictor)
     batch_id = records.new_id()
-    made = [
-        (position, result, make_record(result, model, source="batch", batch_id=batch_id))
+    made = {
+        position: make_record(result, model, source="batch", batch_id=batch_id)
         for position, result in enumerate(results)
         if isinstance(result, Classification)
-    ]
-    stored = records.store_many(table, [record for _, _, record in made])
-    entries: list[dict[str, Any]] = [
-        {"index": position, "name": result.name, **error_body(result.error)}
+    }
+    stored = dict(zip(made, records.store_many(table, list(made.values())), strict=True))
+    entries = [
+        {"index": position, **answer(made[position], result, top_k=top_k, stored=stored[position])}
+        if isinstance(result, Classification)
+        else {"index": position, "name": result.name, **error_body(result.error)}
         for position, result in enumerate(results)
-        if isinstance(result, Rejected)
     ]
-    entries += [
-        {"index": position, **answer(record, result, top_k=top_k, stored=flag)}
-        for (position, result, record), flag in zip(made, stored, strict=True)
-    ]
-    entries.sort(key=lambda entry: entry["index"])
     classified = [result for result in results if isinstance(result, Classification)]
     return {
         "batch_id": batch_id,
@@ -55,7 +51,7 @@ def predict_batch(
         "count": len(results),
         "succeeded": len(classified),
         "failed": len(results) - len(classified),
-        "stored": all(stored),
+        "stored": all(stored.values()),
         "timings_ms": {
             "decode": round(sum(result.decode_ms for result in classified), 3),
             "inference": round(classified[0].inference_ms, 3) if classified else 0.0,
