@@ -15,7 +15,7 @@ from tests.conftest import REPO
 from tests.integration.conftest import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-KEYS = [f"key-{i}" for i in range(6)]  # each key has its own token buckets (training data: burst 1)
+KEYS = [f"key-{i}" for i in range(16)]  # each key has its own token buckets (training data: burst 1)
 
 
 def sample_zip(source, every: int, offset: int) -> bytes:
@@ -113,3 +113,27 @@ def test_the_loop(api, test_zip, dog_jpeg):
     answer = call(api, "POST", "/predict", data=dog_jpeg, headers={"content-type": "image/jpeg"}).json()
     assert answer["model_version"] == baseline
     assert call(api, "GET", f"/predictions/{answer['id']}").json()["model_version"] == baseline
+
+
+BAD_REQUESTS = [
+    ("POST", "/training-data", {"json": {"label": "dragon", "images": ["aGVsbG8="]}}, 400, "invalid_request"),
+    ("POST", "/training-data", {"data": b"label=cat", "headers": {"content-type": "text/plain"}}, 415,
+     "unsupported_media_type"),
+    ("POST", "/training-data", {"json": {"label": "cat", "images": ["%%%not base64"]}}, 400, "invalid_base64"),
+    ("POST", "/retrain", {"json": {"mode": "yolo"}}, 400, "invalid_request"),
+    ("POST", "/retrain", {"data": b"{not json", "headers": {"content-type": "application/json"}}, 400, "invalid_json"),
+    ("GET", "/retrain/no-such-job", {}, 404, "not_found"),
+    ("GET", "/models/v00000000-000000", {}, 404, "not_found"),
+    ("POST", "/models/v00000000-000000/promote", {}, 404, "not_found"),
+    ("GET", "/training-data/uploads/never-issued", {}, 404, "not_found"),
+]
+
+
+@pytest.mark.parametrize("case", range(len(BAD_REQUESTS)))
+def test_bad_mlops_requests_get_a_clear_4xx(api, case):
+    method, path, kwargs, status, code = BAD_REQUESTS[case]
+
+    answer = call(api, method, path, key=KEYS[6 + case], **kwargs)  # own key: own token buckets
+
+    assert answer.status_code == status, answer.text
+    assert answer.json()["error"]["code"] == code
