@@ -67,9 +67,13 @@ $(SAM_VENV)/.installed: requirements/sam.txt
 # The build tests run sam and cfn-lint.
 test: sam
 
-## build: sam build without Docker (makefile builds: manylinux wheels for Python 3.12 into the layer)
+# Container-image functions (PackageType: Image) need a running Docker to build; without one they are left out.
+IMAGE_FUNCTIONS = $(shell $(BIN)/python -c 'from infra.template import Template; 	print(*(i for i, r in Template("template.yaml").resources.items() if r["Type"] == "AWS::Serverless::Function" 	and (r.get("Properties") or {}).get("PackageType") == "Image"))')
+BUILD_EXCLUDES = $(if $(shell docker info >/dev/null 2>&1 && echo running),,$(foreach id,$(IMAGE_FUNCTIONS),--exclude $(id)))
+
+## build: sam build; the layer and zip functions need no Docker (makefile builds: manylinux wheels for Python 3.12)
 build: setup sam
-	PYTHON=$(CURDIR)/$(BIN)/python $(SAM) build
+	PYTHON=$(CURDIR)/$(BIN)/python $(SAM) build $(BUILD_EXCLUDES)
 
 ## validate: sam validate --lint and cfn-lint
 validate: sam

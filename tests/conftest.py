@@ -90,3 +90,12 @@ class FakeLambdaContext:
 @pytest.fixture
 def lambda_context() -> FakeLambdaContext:
     return FakeLambdaContext()
+
+
+def sample_zip(source: Path, every: int, offset: int) -> bytes:
+    """Every ``every``-th entry of a zip of class folders (all classes), as a new zip's bytes."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(source) as archive, zipfile.ZipFile(buffer, "w") as out:
+        for info in archive.infolist()[offset::every]:
+            out.writestr(info.filename, archive.read(info))
+    return buffer.getvalue()

@@ -123,10 +123,12 @@ class LocalApi:
         """The base datasets and the baseline model in S3, the baseline in the registry and
         current (what ``infra.bootstrap`` does for a deployed stack), so retraining, rollback to
         the baseline and the gate work locally as they do in AWS."""
-        from infra.bootstrap import bootstrap  # imports the classifier package: only when asked
+        if not {"ModelsTable", "ArtifactsBucket"} <= set(self.template.resources):
+            return  # a template without the registry (the tests' fixture template)
+        from infra.bootstrap import bootstrap  # imports the classifier package: only when needed
 
-        models = self.template.functions["ModelsFunction"].environment["MODELS_TABLE"]
-        bucket = self.template.functions["ModelsFunction"].environment["ARTIFACTS_BUCKET"]
+        models = self.template.physical_name("ModelsTable")
+        bucket = self.template.physical_name("ArtifactsBucket")
         data = self.bootstrap_data if (self.bootstrap_data / "cifar10-train.zip").is_file() else None
         if data is None:
             logger.warning("no cifar10-train.zip in %s: retraining needs the base datasets", self.bootstrap_data)

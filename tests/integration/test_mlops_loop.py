@@ -5,25 +5,16 @@ with a card, see predictions switch to it, roll back, see them switch back."""
 
 import base64
 import concurrent.futures
-import io
 import zipfile
 
 import pytest
 import requests
 
-from tests.conftest import REPO
+from tests.conftest import REPO, sample_zip
 from tests.integration.conftest import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 KEYS = [f"key-{i}" for i in range(16)]  # each key has its own token buckets (training data: burst 1)
-
-
-def sample_zip(source, every: int, offset: int) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(source) as archive, zipfile.ZipFile(buffer, "w") as out:
-        for info in archive.infolist()[offset::every]:
-            out.writestr(info.filename, archive.read(info))
-    return buffer.getvalue()
 
 
 @pytest.fixture(scope="module")

@@ -3,23 +3,20 @@ checkpoint; the gate keeps a bad candidate out of serving."""
 
 import shutil
 import time
-import zipfile
 
 import pytest
 
 from classifier import jobs, registry, retrain
 from classifier.aws import table
 from classifier.training_data import add_images
+from tests.conftest import sample_zip
 from tests.unit.conftest import FUNCTION_ENVIRONMENT
 
 pytestmark = pytest.mark.slow
 
 
 def small_zip(source, target, every, offset):
-    """Every ``every``-th image of the test zip (all classes), as a zip of class folders."""
-    with zipfile.ZipFile(source) as archive, zipfile.ZipFile(target, "w") as out:
-        for info in archive.infolist()[offset::every]:
-            out.writestr(info.filename, archive.read(info))
+    target.write_bytes(sample_zip(source, every, offset))
     return target
 
 

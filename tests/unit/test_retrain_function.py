@@ -2,7 +2,6 @@
 handler imports and runs a tiny job here (continuing in a new invocation when time runs short)."""
 
 import json
-import zipfile
 from types import SimpleNamespace
 
 import pytest
@@ -10,7 +9,7 @@ import pytest
 from classifier import jobs
 from classifier.aws import table
 from infra.template import dockerfile_copies
-from tests.conftest import REPO
+from tests.conftest import REPO, sample_zip
 from tests.unit.conftest import FUNCTION_ENVIRONMENT
 
 DOCKERFILE = REPO / "functions" / "retrain" / "Dockerfile"
@@ -27,9 +26,7 @@ def test_every_path_the_dockerfile_copies_exists():
 
 
 def tiny_zip(source, target, every, offset):
-    with zipfile.ZipFile(source) as archive, zipfile.ZipFile(target, "w") as out:
-        for info in archive.infolist()[offset::every]:
-            out.writestr(info.filename, archive.read(info))
+    target.write_bytes(sample_zip(source, every, offset))
     return str(target)
 
 

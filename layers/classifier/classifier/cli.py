@@ -6,7 +6,6 @@ evaluate  print a model's card figures (accuracy, per class, confusion, calibrat
 """
 
 import argparse
-import dataclasses
 import json
 import sys
 import time
