@@ -35,6 +35,8 @@ def test_card_describes_the_shipped_file():
                 "hyper_parameters", "training", "runtime_versions", "ece"):
         assert key in CARD
     assert CARD["training_data"]["images"] == 50_000
+    calibration = CARD["calibration"]
+    assert calibration["ece_held_out_after"] < calibration["ece_held_out_before"] / 2
 
 
 @pytest.mark.slow

@@ -1,6 +1,13 @@
 import numpy as np
+import pytest
 
-from classifier.evaluation import evaluate, expected_calibration_error, metrics
+from classifier.evaluation import (
+    apply_temperature,
+    evaluate,
+    expected_calibration_error,
+    fit_temperature,
+    metrics,
+)
 
 
 def test_confusion_matrix_and_per_class_accuracy():
@@ -37,3 +44,18 @@ def test_flip_tta_averages_the_mirror_image():
 
     assert evaluate(predict, images, np.zeros(2, int))["accuracy"] == 1.0
     assert evaluate(predict, images, np.zeros(2, int), tta=True)["mean_confidence"] == 0.5
+
+
+def test_temperature_scaling_fixes_under_confidence_without_changing_predictions():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(0, 3, (4000, 10))
+    calibrated = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    labels = np.array([rng.choice(10, p=row) for row in calibrated])  # right exactly as often as claimed
+    timid = apply_temperature(calibrated, 3.0)  # the same model, reported with a flattened softmax
+
+    temperature = fit_temperature(timid, labels)
+
+    fixed = apply_temperature(timid, temperature)
+    assert temperature == pytest.approx(1 / 3, rel=0.1)
+    assert (fixed.argmax(1) == timid.argmax(1)).all()
+    assert expected_calibration_error(fixed, labels) < expected_calibration_error(timid, labels) / 3

@@ -25,9 +25,12 @@ LOGIT_SCALE = 1 / 9
 BN_MOMENTUM = 0.6
 
 
-def make_model(widths: tuple[int, ...] = DEFAULT_WIDTHS, dtype_policy: str | None = None) -> keras.Model:
+def make_model(
+    widths: tuple[int, ...] = DEFAULT_WIDTHS, dtype_policy: str | None = None, logit_scale: float = LOGIT_SCALE
+) -> keras.Model:
     """Build the classifier. ``dtype_policy`` (e.g. ``"mixed_bfloat16"``) applies to every layer
-    but the input cast and the softmax, which stay float32."""
+    but the input cast and the softmax, which stay float32. ``logit_scale`` multiplies the logits
+    before the softmax: ``LOGIT_SCALE`` for training, divided by a fitted temperature at export."""
     policy = dtype_policy or "float32"
     stem, *blocks = widths
     inputs = keras.Input((IMAGE_SIZE, IMAGE_SIZE, CHANNELS), dtype="uint8", name="image")
@@ -40,7 +43,7 @@ def make_model(widths: tuple[int, ...] = DEFAULT_WIDTHS, dtype_policy: str | Non
         x = _conv_bn(x, width, f"block{i}b", policy)
     x = layers.GlobalMaxPooling2D(name="pool", dtype=policy)(x)
     x = layers.Dense(NUM_CLASSES, use_bias=False, name="logits", dtype=policy)(x)
-    x = layers.Rescaling(LOGIT_SCALE, name="temperature", dtype=policy)(x)
+    x = layers.Rescaling(logit_scale, name="temperature", dtype=policy)(x)
     outputs = layers.Activation("softmax", name="probabilities", dtype="float32")(x)
     return keras.Model(inputs, outputs, name="cifar10_classifier")
 

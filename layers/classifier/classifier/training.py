@@ -174,9 +174,11 @@ def widths_of(model: keras.Model) -> tuple[int, ...]:
     return tuple(layer.filters for layer in convs)
 
 
-def float32_copy(model: keras.Model) -> keras.Model:
-    """The same network and weights under the float32 policy (for export and serving)."""
-    copy = make_model(widths_of(model))
+def float32_copy(model: keras.Model, temperature: float = 1.0) -> keras.Model:
+    """The same network and weights under the float32 policy (for export and serving), its
+    softmax temperature divided by ``temperature``."""
+    scale = float(model.get_layer("temperature").scale) / temperature
+    copy = make_model(widths_of(model), logit_scale=scale)
     copy.set_weights(model.get_weights())
     return copy
 
