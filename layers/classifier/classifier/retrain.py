@@ -111,7 +111,8 @@ def _finish(job_id, env, work, result, data, parent, parent_dir) -> str:
     decision = gate.check(card, _evaluate_parent(parent_dir, env.base_test))
     status = registry.ModelStatus.CANDIDATE if decision.passed else registry.ModelStatus.REJECTED
     registry.put_version(env.models_table, registry.version_item(card, status, "; ".join(decision.reasons) or None))
-    outcome = {"version": version, "accuracy": card["accuracy"], "per_class": card["per_class"],
+    # loss and accuracy in the job are training progress; the verdict's figures are the test set's
+    outcome = {"version": version, "test_accuracy": card["accuracy"], "test_per_class": card["per_class"],
                "gate": decision.to_json()}
     if decision.passed:
         pointer = registry.read_pointer(env.models_table)
