@@ -31,8 +31,7 @@ def test_every_route_has_its_own_usage_plan_throttle():
 
 @pytest.mark.parametrize("key", sorted(LIMITS))
 def test_a_limited_route_allows_at_most_its_figure_in_any_window(key):
-    if key not in TEMPLATE.route_throttles:
-        pytest.skip(f"{key} is not a route yet")
+    assert key in TEMPLATE.route_throttles, f"{key} has no throttle in the usage plan"
     requests, window_s = LIMITS[key]
     throttle = TEMPLATE.route_throttles[key]
 
