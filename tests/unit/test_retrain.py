@@ -74,3 +74,19 @@ def test_a_crash_marks_the_job_failed_and_frees_the_lock(env, aws):
     failed = jobs.get_job(env.jobs_table, job["job_id"])
     assert failed["status"] == "failed" and "No dataset" in failed["reason"]
     assert jobs.create_job(env.jobs_table, {"mode": "finetune"})["status"] == "queued"
+
+
+def test_a_diverged_run_fails_the_job_with_the_reason(env, monkeypatch):
+    def diverging_train(images, labels, checkpoint_dir, hp, *, progress, **_):
+        progress({"epoch": 1, "epochs": 2, "loss": float("nan"), "accuracy": 0.1, "seconds": 1.0,
+                  "seconds_left": 1.0})
+
+    monkeypatch.setattr(retrain, "train", diverging_train)
+    job = jobs.create_job(env.jobs_table, {"mode": "finetune"})
+
+    with pytest.raises(retrain.TrainingDivergedError):
+        retrain.run_job(job["job_id"], env, deadline=time.time() + 3600)
+
+    failed = jobs.get_job(env.jobs_table, job["job_id"])
+    assert failed["status"] == "failed" and "diverged at epoch 1" in failed["reason"]
+    assert jobs.create_job(env.jobs_table, {"mode": "finetune"})["status"] == "queued"

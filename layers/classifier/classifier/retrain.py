@@ -11,6 +11,7 @@ through the gate, promote it or keep it as a rejected candidate, free the lock.
 
 import dataclasses
 import json
+import math
 import os
 import shutil
 import time
@@ -31,6 +32,10 @@ from classifier.training_data import load_user_data
 CONTINUE = "continue"
 EXPORT_RESERVE_SECONDS = 180  # left for evaluation, export and uploads after the last epoch
 SCRATCH_DEFAULT_BUDGET_SECONDS = 3600
+
+
+class TrainingDivergedError(RuntimeError):
+    """The loss became NaN or infinite; the job fails with this reason."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,6 +93,8 @@ def _advance(job: dict, env: Environment, deadline: float, log: Callable[[str], 
         budget = job.get("budget_seconds", SCRATCH_DEFAULT_BUDGET_SECONDS)
 
     def progress(row: dict) -> None:
+        if not math.isfinite(row["loss"]):
+            raise TrainingDivergedError(f"training diverged at epoch {row['epoch']}: the loss is {row['loss']}")
         _save_checkpoint(env, job_id, checkpoints)
         jobs.update(env.jobs_table, job_id, epoch=row["epoch"], epochs=row["epochs"], loss=row["loss"],
                     accuracy=row["accuracy"], seconds_left=round(row["seconds_left"]))
