@@ -14,9 +14,9 @@ import json
 from pathlib import Path
 
 import boto3
-from botocore.exceptions import ClientError
 
 from classifier import registry, storage
+from classifier.aws import object_exists
 from classifier.runtime import BASELINE_DIR
 
 
@@ -38,12 +38,8 @@ def bootstrap(s3, bucket: str, models_table, data_dir: Path | None, log=print) -
 
 
 def _upload_once(s3, bucket: str, path: Path, key: str, log) -> None:
-    try:
-        s3.head_object(Bucket=bucket, Key=key)
+    if object_exists(s3, bucket, key):
         return
-    except ClientError as error:
-        if error.response["Error"]["Code"] not in ("404", "NoSuchKey", "NotFound"):
-            raise
     s3.upload_file(str(path), bucket, key)
     log(f"uploaded s3://{bucket}/{key}")
 

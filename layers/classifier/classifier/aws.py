@@ -8,6 +8,7 @@ from functools import cache
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import ClientError
 
 # Lambda answers within API Gateway's 29 s: fail fast, let the caller's retry policy decide.
 _CONFIG = Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 3})
@@ -31,6 +32,24 @@ def table(name: str):
 @cache
 def s3():
     return session().client("s3", config=_CONFIG)
+
+
+_MISSING_CODES = frozenset({"404", "NoSuchKey", "NotFound"})  # GetObject, HeadObject (no body: "404")
+
+
+def is_missing(error: ClientError) -> bool:
+    """Whether an S3 error says the object does not exist (as opposed to access or service errors)."""
+    return error.response.get("Error", {}).get("Code") in _MISSING_CODES
+
+
+def object_exists(client, bucket: str, key: str) -> bool:
+    try:
+        client.head_object(Bucket=bucket, Key=key)
+    except ClientError as error:
+        if is_missing(error):
+            return False
+        raise
+    return True
 
 
 def reset_clients() -> None:

@@ -22,6 +22,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from classifier import gate, jobs, registry, storage
+from classifier.aws import is_missing
 from classifier.datasets import concatenate, load_dataset
 from classifier.evaluation import metrics, predict_batched
 from classifier.export import export_model, new_version
@@ -172,7 +173,7 @@ def _restore_checkpoint(env: Environment, job_id: str, checkpoints: Path) -> Non
     try:
         body = env.s3.get_object(Bucket=env.bucket, Key=storage.checkpoint_key(job_id, STATE_FILE))["Body"].read()
     except ClientError as error:
-        if error.response["Error"]["Code"] in ("NoSuchKey", "404"):
+        if is_missing(error):
             return  # first invocation
         raise
     state = json.loads(body)

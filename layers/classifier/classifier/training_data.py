@@ -26,6 +26,7 @@ from botocore.exceptions import ClientError
 from PIL import Image
 
 from classifier import storage
+from classifier.aws import is_missing, object_exists
 from classifier.datasets import Dataset, class_of
 from classifier.errors import (
     InvalidImageError,
@@ -95,7 +96,7 @@ def store_image(s3, bucket: str, label: str, name: str, data: bytes) -> ItemResu
         return ItemResult(name, "rejected", label, reason=str(error))
     digest = hashlib.sha256(data).hexdigest()
     key = storage.training_data_key(label, digest, EXTENSIONS[Image.open(io.BytesIO(data)).format])
-    if _exists(s3, bucket, key):
+    if object_exists(s3, bucket, key):
         return ItemResult(name, "duplicate", label, digest, key)
     s3.put_object(Bucket=bucket, Key=key, Body=data, Metadata={"source-name": _ascii(name)[:256]})
     return ItemResult(name, "accepted", label, digest, key)
@@ -125,11 +126,11 @@ def upload_status(s3, bucket: str, upload_id: str) -> dict:
     try:
         return json.loads(s3.get_object(Bucket=bucket, Key=report_key)["Body"].read())
     except ClientError as error:
-        if error.response["Error"]["Code"] not in ("NoSuchKey", "404"):
+        if not is_missing(error):
             raise
-    if not _exists(s3, bucket, storage.upload_key(upload_id, REQUEST_NAME)):
+    if not object_exists(s3, bucket, storage.upload_key(upload_id, REQUEST_NAME)):
         raise ResourceNotFoundError(f"No upload {upload_id!r}.")
-    uploaded = _exists(s3, bucket, storage.upload_key(upload_id, UPLOAD_NAME))
+    uploaded = object_exists(s3, bucket, storage.upload_key(upload_id, UPLOAD_NAME))
     return {"upload_id": upload_id, "status": "processing" if uploaded else "awaiting_upload"}
 
 
@@ -254,16 +255,6 @@ def _user_keys(s3, bucket: str):
 
 def _label_of(key: str) -> str:
     return PurePosixPath(key).parts[1] if len(PurePosixPath(key).parts) == 3 else ""
-
-
-def _exists(s3, bucket: str, key: str) -> bool:
-    try:
-        s3.head_object(Bucket=bucket, Key=key)
-        return True
-    except ClientError as error:
-        if error.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound"):
-            return False
-        raise
 
 
 def _ascii(text: str) -> str:
