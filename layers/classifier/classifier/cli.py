@@ -26,7 +26,11 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--checkpoints", help="checkpoint folder (default: OUT/checkpoints)")
     train.add_argument("--epochs", type=int, help="epochs (default: the recipe's)")
     train.add_argument("--budget-seconds", type=float, help="size the epochs to this time budget")
-    train.add_argument("--init", help="fine-tune from this .keras model instead of training from scratch")
+    train.add_argument("--init", help="fine-tune from this .keras model instead of training from scratch; "
+                       "with narrower --widths, its most important channels (classifier.pruning)")
+    train.add_argument("--teacher", help="distil from this .keras model: its probabilities join the targets")
+    train.add_argument("--distillation", type=float, default=0.7,
+                       help="weight of the teacher's probabilities in the targets (default 0.7, with --teacher)")
     train.add_argument("--limit", type=int, help="use a random N of the images (smoke tests)")
     train.add_argument("--policy", default="float32", help="Keras dtype policy, e.g. mixed_bfloat16 on a GPU")
     train.add_argument("--widths", help="comma-separated stem and block widths")
@@ -60,7 +64,8 @@ def _train(args) -> int:
     import keras
 
     from classifier.datasets import load_dataset
-    from classifier.training import HyperParameters, save_run, train
+    from classifier.pruning import SAMPLE_IMAGES, prune_channels
+    from classifier.training import HyperParameters, save_run, train, widths_of
 
     started = time.perf_counter()
     data = load_dataset(args.data, "train")
@@ -75,7 +80,13 @@ def _train(args) -> int:
             overrides[field] = value
     if args.widths:
         overrides["widths"] = tuple(int(w) for w in args.widths.split(","))
+    teacher = keras.models.load_model(args.teacher) if args.teacher else None
+    if teacher is not None:
+        overrides["distillation"] = args.distillation
     init = keras.models.load_model(args.init) if args.init else None
+    if init is not None and "widths" in overrides and overrides["widths"] != widths_of(init):
+        _log(f"pruning {args.init} from widths {widths_of(init)} to {overrides['widths']}")
+        init = prune_channels(init, overrides["widths"], data.sample(SAMPLE_IMAGES).images)
     hp = HyperParameters.finetune(**overrides) if init else HyperParameters(**overrides)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -85,9 +96,9 @@ def _train(args) -> int:
              f"{row['seconds']:.1f}s  about {row['seconds_left']:.0f}s left")
 
     result = train(data.images, data.labels, args.checkpoints or out / "checkpoints", hp,
-                   init_model=init, budget_seconds=args.budget_seconds, progress=progress)
+                   init_model=init, teacher=teacher, budget_seconds=args.budget_seconds, progress=progress)
     save_run(result, out, data, source=str(args.data), parent=args.init,
-             command=" ".join(["python -m classifier", *sys.argv[1:]]))
+             command=" ".join(["python -m classifier", *sys.argv[1:]]), teacher=args.teacher)
     _log(f"saved {out / 'model.keras'} after {result.seconds:.0f}s of training")
     return 0
 

@@ -133,7 +133,8 @@ def export_model(
         "test_data": {"source": Path(str(test_data)).name, **test.manifest()},
         "training_data": training.get("data"),
         "hyper_parameters": training.get("hyper_parameters"),
-        "training": {key: training.get(key) for key in ("training_seconds", "device", "backend", "keras")}
+        "training": {key: training.get(key)
+                     for key in ("training_seconds", "device", "backend", "keras", "command", "parent", "teacher")}
         | {"epochs": len(training.get("history", [])),
            "final_train_accuracy": (training.get("history") or [{}])[-1].get("accuracy")},
         "parameters": int(model.count_params()),

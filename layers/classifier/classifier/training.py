@@ -35,6 +35,7 @@ from classifier.labels import NUM_CLASSES
 from classifier.model import CIFAR10_MEAN, DEFAULT_WIDTHS, make_model
 
 STATE_FILE = "state.json"
+TEACHER_FILE = "teacher.npy"
 # Timed steps miss the per-epoch costs (fit set-up, host-to-device copies, checkpoint writes).
 EPOCH_OVERHEAD = 1.15  # names the latest epoch's model file; written last
 
@@ -53,6 +54,7 @@ class HyperParameters:
     label_smoothing: float = 0.2
     translate: int = 4  # pixels of reflect padding for random crops
     cutout: int = 0  # side in pixels of a random square filled with the mean colour; 0 = off
+    distillation: float = 0.0  # weight of a teacher's probabilities in the targets; 0 = labels only
     widths: tuple[int, ...] = DEFAULT_WIDTHS
     seed: int = 0
     dtype_policy: str = "float32"  # "mixed_bfloat16" on a GPU
@@ -118,13 +120,34 @@ def _translate(out: np.ndarray, rng: np.random.Generator, translate: int) -> Non
 
 
 def epoch_data(
-    images: np.ndarray, labels: np.ndarray, hp: HyperParameters, epoch: int
+    images: np.ndarray, labels: np.ndarray, hp: HyperParameters, epoch: int, teacher: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The shuffled, augmented images and one-hot labels of one epoch."""
+    """The shuffled, augmented images and targets of one epoch: one-hot labels, mixed with the
+    ``teacher``'s probabilities [N, 10] by ``hp.distillation`` when they are given."""
     order = np.random.default_rng([hp.seed, epoch, 1]).permutation(len(images))
     x = augment(images[order], hp.seed, epoch, hp.translate, hp.cutout)
     y = keras.utils.to_categorical(labels[order], NUM_CLASSES).astype("float32")
+    if teacher is not None and hp.distillation:
+        y = (1 - hp.distillation) * y + hp.distillation * teacher[order].astype("float32")
     return x, y
+
+
+def teacher_probabilities(teacher: keras.Model, images: np.ndarray, checkpoint_dir: Path) -> np.ndarray:
+    """The teacher's probabilities for the un-augmented ``images``, computed once per run and
+    kept beside the checkpoints (so a resumed run does not pay for them again). The student
+    sees augmented images against these targets: flips, small shifts and cutout leave the
+    class, and the teacher's view of the whole image is the better target."""
+    path = checkpoint_dir / TEACHER_FILE
+    if path.exists():
+        probabilities = np.load(path)
+        if probabilities.shape == (len(images), NUM_CLASSES):
+            return probabilities
+    probabilities = np.asarray(teacher.predict(images, batch_size=500, verbose=0), dtype=np.float32)
+    tmp = checkpoint_dir / f".tmp-{TEACHER_FILE}"
+    with open(tmp, "wb") as file:
+        np.save(file, probabilities)
+    os.replace(tmp, path)
+    return probabilities
 
 
 @keras.saving.register_keras_serializable(package="classifier")
@@ -211,6 +234,7 @@ def train(
     hp: HyperParameters = HyperParameters(),
     *,
     init_model: keras.Model | None = None,
+    teacher: keras.Model | None = None,
     budget_seconds: float | None = None,
     deadline: float | None = None,
     progress: Callable[[dict], None] | None = None,
@@ -220,6 +244,8 @@ def train(
     ``checkpoint_dir`` holds the latest epoch's model, optimizer state and plan; if it has one,
     training resumes from it (the plan stored there wins over ``hp`` and the budget).
     ``init_model`` starts from existing weights (fine-tuning) instead of a random init.
+    ``teacher`` (with ``hp.distillation`` > 0) mixes its probabilities into the targets:
+    knowledge distillation, e.g. into a pruned copy of itself (``classifier.pruning``).
     ``budget_seconds`` sizes the number of epochs to a time budget, measured on this machine.
     ``deadline`` (a ``time.time()`` value) stops between epochs when the next epoch would not
     finish in time; the result then says ``finished=False`` and a later call resumes.
@@ -245,17 +271,23 @@ def train(
         state = {"hyper_parameters": hp.to_json(), "epochs_done": 0, "history": [], "seconds": 0.0,
                  "checkpoint": None}
 
+    soft = None
+    if hp.distillation:
+        if teacher is None and not (checkpoint_dir / TEACHER_FILE).exists():
+            raise ValueError("distillation needs a teacher model")
+        soft = teacher_probabilities(teacher, images, checkpoint_dir)
+
     epoch_seconds = [row["seconds"] for row in state["history"]]
     # The next epoch's augmented data is prepared on a thread while this one trains.
     prefetch = concurrent.futures.ThreadPoolExecutor(max_workers=1)
-    upcoming = prefetch.submit(epoch_data, images, labels, hp, state["epochs_done"])
+    upcoming = prefetch.submit(epoch_data, images, labels, hp, state["epochs_done"], soft)
     for epoch in range(state["epochs_done"], hp.epochs):
         estimate = float(np.median(epoch_seconds)) if epoch_seconds else 0.0
         if deadline is not None and epoch_seconds and time.time() + estimate > deadline:
             break
         start = time.perf_counter()
         x, y = upcoming.result()
-        upcoming = prefetch.submit(epoch_data, images, labels, hp, epoch + 1)
+        upcoming = prefetch.submit(epoch_data, images, labels, hp, epoch + 1, soft)
         logs = model.fit(
             x, y, batch_size=hp.batch_size, epochs=epoch + 1, initial_epoch=epoch, shuffle=False, verbose=0
         ).history
@@ -300,8 +332,12 @@ def _save_checkpoint(model: keras.Model, state: dict, checkpoint_dir: Path) -> N
         (checkpoint_dir / previous).unlink(missing_ok=True)
 
 
-def save_run(result: TrainingResult, out: Path, data, source: str, parent: str | None, command: str = "") -> Path:
-    """Write ``model.keras`` and ``training.json`` (what export puts in the model card) to ``out``."""
+def save_run(
+    result: TrainingResult, out: Path, data, source: str, parent: str | None, command: str = "",
+    teacher: str | None = None,
+) -> Path:
+    """Write ``model.keras`` and ``training.json`` (what export puts in the model card) to ``out``.
+    ``parent`` is the model training started from, ``teacher`` the one it distilled from."""
     out.mkdir(parents=True, exist_ok=True)
     result.model.save(out / "model.keras")
     record = {
@@ -311,6 +347,7 @@ def save_run(result: TrainingResult, out: Path, data, source: str, parent: str |
         "training_seconds": result.seconds,
         "data": {"source": source, **data.manifest()},
         "parent": parent,
+        "teacher": teacher,
         "backend": keras.backend.backend(),
         "keras": keras.__version__,
         "device": device_name(),
