@@ -6,11 +6,11 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from classifier import api, http, service, serving
-from classifier.aws import table
+from classifier.aws import TRACED_LIBRARIES, table
 from classifier.settings import get_settings
 
 logger = Logger()
-tracer = Tracer()
+tracer = Tracer(patch_modules=TRACED_LIBRARIES)
 metrics = Metrics()
 app = api.make_resolver(logger)
 

@@ -8,10 +8,10 @@ from aws_lambda_powertools.utilities.data_classes import S3Event
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from classifier import training_data
-from classifier.aws import s3
+from classifier.aws import TRACED_LIBRARIES, s3
 
 logger = Logger()
-tracer = Tracer()
+tracer = Tracer(patch_modules=TRACED_LIBRARIES)
 metrics = Metrics()
 
 

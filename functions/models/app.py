@@ -4,7 +4,6 @@ GET /retrain/{job_id}, GET /models, GET /models/{version}, POST /models/{version
 import json
 from functools import cache
 
-import boto3
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.logging import correlation_paths
@@ -17,13 +16,13 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAl
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from classifier import api, http, jobs, registry, storage
-from classifier.aws import s3, table
+from classifier.aws import TRACED_LIBRARIES, client, s3, table
 from classifier.errors import ConflictError
 from classifier.runtime import BASELINE_DIR
 from classifier.settings import get_settings
 
 logger = Logger()
-tracer = Tracer()
+tracer = Tracer(patch_modules=TRACED_LIBRARIES)
 metrics = Metrics()
 app = api.make_resolver(logger)
 idempotency = IdempotencyConfig(expires_after_seconds=24 * 3600)
@@ -65,7 +64,7 @@ def _idempotent_start():
 
 @cache
 def _lambda():
-    return boto3.client("lambda")
+    return client("lambda")
 
 
 @app.get("/retrain/<job_id>")

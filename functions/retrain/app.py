@@ -4,16 +4,15 @@ invoke itself again to continue (checkpoints are in S3) or stop with the job's v
 import json
 from functools import cache
 
-import boto3
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from classifier import retrain, storage
-from classifier.aws import s3, table
+from classifier.aws import TRACED_LIBRARIES, client, s3, table
 from classifier.settings import get_settings
 
 logger = Logger()
-tracer = Tracer()
+tracer = Tracer(patch_modules=TRACED_LIBRARIES)
 
 
 def environment() -> retrain.Environment:
@@ -28,7 +27,7 @@ def environment() -> retrain.Environment:
 
 @cache
 def _lambda():
-    return boto3.client("lambda")
+    return client("lambda")
 
 
 @logger.inject_lambda_context

@@ -11,12 +11,12 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from classifier import api, http, training_data
-from classifier.aws import s3
+from classifier.aws import TRACED_LIBRARIES, s3
 from classifier.runtime import BASELINE_DIR
 from classifier.settings import get_settings
 
 logger = Logger()
-tracer = Tracer()
+tracer = Tracer(patch_modules=TRACED_LIBRARIES)
 metrics = Metrics()
 app = api.make_resolver(logger)
 

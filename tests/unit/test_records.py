@@ -147,9 +147,12 @@ def test_a_failed_write_is_retried(monkeypatch):
 def package_log(caplog):
     """Records of the package's loggers, however a handler module configured them (they may not propagate)."""
     package_logger = logging.getLogger("classifier")
-    package_logger.addHandler(caplog.handler)
+    detached = not package_logger.propagate  # caplog's handler is on the root logger
+    if detached:
+        package_logger.addHandler(caplog.handler)
     yield caplog
-    package_logger.removeHandler(caplog.handler)
+    if detached:
+        package_logger.removeHandler(caplog.handler)
 
 
 def logged_records(caplog) -> list[dict]:

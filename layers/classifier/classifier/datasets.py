@@ -158,9 +158,9 @@ def _stack(images, labels, rejected, names) -> Dataset:
 
 
 def _download_s3(uri: str, destination: Path) -> None:
-    import boto3  # only for s3:// sources; present in Lambda runtimes and the dev environment
+    from classifier import aws  # only for s3:// sources
 
     bucket, _, key = uri.removeprefix("s3://").partition("/")
     if not bucket or not key:
         raise DatasetError(f"{uri} is not an s3://bucket/key URI.")
-    boto3.client("s3").download_file(bucket, key, str(destination))
+    aws.download_file(aws.s3(), bucket, key, destination)

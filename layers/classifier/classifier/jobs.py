@@ -58,10 +58,10 @@ def create_job(table: Any, request: dict, now: float | None = None) -> dict:
     job = {"job_id": uuid.uuid4().hex, "status": "queued", "created_at": _iso(now), "updated_at": _iso(now),
            "invocations": 0, **request}
     lock = {"job_id": LOCK_ID, "active_job": job["job_id"], "heartbeat": int(now)}
-    try:  # the resource's client serialises plain Python values itself
-        table.meta.client.transact_write_items(TransactItems=[
-            {"Put": {"TableName": table.name, "Item": lock, "ConditionExpression": "attribute_not_exists(job_id)"}},
-            {"Put": {"TableName": table.name, "Item": to_dynamo(job)}},
+    try:
+        table.transact_write_items(TransactItems=[
+            {"Put": {"Item": lock, "ConditionExpression": "attribute_not_exists(job_id)"}},
+            {"Put": {"Item": to_dynamo(job)}},
         ])
     except ClientError as error:
         if error.response["Error"]["Code"] != "TransactionCanceledException":

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 from botocore.exceptions import BotoCoreError, ClientError
 
+from classifier.dynamodb import UnprocessedItemsError
 from classifier.errors import InvalidParameterError, InvalidRecordError, ResourceNotFoundError
 from classifier.labels import LABELS
 
@@ -37,7 +38,7 @@ LIST_INDEX = "ByCreatedAt"
 WRITE_ATTEMPTS = 3
 RETRY_DELAY_S = 0.05  # doubled after each failed attempt
 _CURSOR_KEYS = frozenset({"id", "kind", "created_at"})
-_WRITE_ERRORS = (ClientError, BotoCoreError)
+_WRITE_ERRORS = (ClientError, BotoCoreError, UnprocessedItemsError)
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from classifier import gate, jobs, registry, storage
-from classifier.aws import is_missing
+from classifier.aws import download_file, is_missing, upload_file
 from classifier.datasets import concatenate, load_dataset
 from classifier.evaluation import metrics, predict_batched
 from classifier.export import export_model, new_version
@@ -115,7 +115,7 @@ def _finish(job_id, env, work, result, data, parent, parent_dir) -> str:
     version = new_version()
     card = export_model(model_path, out, test_data=env.base_test, version=version, parent=parent)
     for name in (storage.TFLITE_NAME, storage.KERAS_NAME, storage.CARD_NAME):
-        env.s3.upload_file(str(out / name), env.bucket, storage.model_key(version, name))
+        upload_file(env.s3, out / name, env.bucket, storage.model_key(version, name))
     decision = gate.check(card, _evaluate_parent(parent_dir, env.base_test))
     status = registry.ModelStatus.CANDIDATE if decision.passed else registry.ModelStatus.REJECTED
     registry.put_version(env.models_table, registry.version_item(card, status, "; ".join(decision.reasons) or None))
@@ -147,7 +147,7 @@ def _parent(job: dict, env: Environment, work: Path) -> tuple[str, Path]:
     target.mkdir(parents=True, exist_ok=True)
     for name in (storage.TFLITE_NAME, storage.KERAS_NAME, storage.CARD_NAME):
         if not (target / name).exists():
-            env.s3.download_file(env.bucket, storage.model_key(version, name), str(target / name))
+            download_file(env.s3, env.bucket, storage.model_key(version, name), target / name)
     return version, target
 
 
@@ -164,7 +164,7 @@ def _save_checkpoint(env: Environment, job_id: str, checkpoints: Path) -> None:
     """Upload the epoch file the state names, then the state (so S3 never names a missing file)."""
     state = json.loads((checkpoints / STATE_FILE).read_text())
     for name in (state["checkpoint"], STATE_FILE):
-        env.s3.upload_file(str(checkpoints / name), env.bucket, storage.checkpoint_key(job_id, name))
+        upload_file(env.s3, checkpoints / name, env.bucket, storage.checkpoint_key(job_id, name))
 
 
 def _restore_checkpoint(env: Environment, job_id: str, checkpoints: Path) -> None:
@@ -178,8 +178,8 @@ def _restore_checkpoint(env: Environment, job_id: str, checkpoints: Path) -> Non
         raise
     state = json.loads(body)
     checkpoints.mkdir(parents=True, exist_ok=True)
-    env.s3.download_file(env.bucket, storage.checkpoint_key(job_id, state["checkpoint"]),
-                         str(checkpoints / state["checkpoint"]))
+    download_file(env.s3, env.bucket, storage.checkpoint_key(job_id, state["checkpoint"]),
+                  checkpoints / state["checkpoint"])
     (checkpoints / STATE_FILE).write_bytes(body)
 
 
