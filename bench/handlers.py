@@ -35,6 +35,9 @@ REPO = Path(__file__).resolve().parents[1]
 LAYER_PACKAGE = REPO / "layers" / "classifier"
 KERAS_MODEL = LAYER_PACKAGE / "classifier" / "baseline" / "model.keras"
 BATCH_SIZES = (8, 32, 64)
+# Untimed requests before the warm figures (see bench.model.WARMUP_RUNS: LiteRT settles over its
+# first few hundred calls); a batch warms up with one request.
+WARMUP_INVOCATIONS = 100
 REGION = "us-east-1"
 
 
@@ -44,7 +47,7 @@ REGION = "us-east-1"
 class _Context:
     function_name = "PredictFunction"
     function_version = "$LATEST"
-    memory_limit_in_mb = 1024
+    memory_limit_in_mb = int(os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1024"))
     invoked_function_arn = f"arn:aws:lambda:{REGION}:123456789012:function:bench"
     aws_request_id = "bench"
 
@@ -101,6 +104,8 @@ def _child(runtime: str, events_file: str, first_event: str, repeats: dict[str, 
         "warm": {},
     }
     for name, count in repeats.items():
+        for _ in range(WARMUP_INVOCATIONS if name == "single" else 1):
+            invoke(events[name]["event"])
         rows = {"ms": [], "decode": [], "inference": [], "store": []}
         for _ in range(count):
             store_ms.clear()
@@ -160,6 +165,12 @@ def _events() -> dict:
     return events
 
 
+def _memory_mb(function_id: str) -> int:
+    from infra.template import Template
+
+    return Template(REPO / "template.yaml", region=REGION).functions[function_id].memory_mb
+
+
 def _run_child(handler: str, runtime: str, events_file: Path, repeats: dict, environment: dict) -> dict:
     first_event = "single" if handler == "predict" else f"batch {BATCH_SIZES[0]}"
     function_dir = REPO / "functions" / handler
@@ -169,7 +180,7 @@ def _run_child(handler: str, runtime: str, events_file: Path, repeats: dict, env
         "PYTHONPATH": os.pathsep.join(map(str, (function_dir, LAYER_PACKAGE, REPO))),
         "LAMBDA_TASK_ROOT": str(function_dir),
         "AWS_LAMBDA_FUNCTION_NAME": f"bench-{handler}",
-        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "1024",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(_memory_mb(f"{handler.title()}Function")),
         "POWERTOOLS_TRACE_DISABLED": "true",
         "TF_CPP_MIN_LOG_LEVEL": "3",
     }

@@ -102,7 +102,7 @@ print(json.dumps({
     "import_s": imported - start,
     "first_call_s": done - imported,
     "files": {name: getattr(sys.modules[name], "__file__", None) for name in
-              ("app", "classifier", "numpy", "PIL", "ai_edge_litert", "aws_lambda_powertools", "boto3")},
+              ("app", "classifier", "numpy", "PIL", "ai_edge_litert", "aws_lambda_powertools", "botocore")},
     "tensorflow": "tensorflow" in sys.modules,
 }))
 """

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from moto import mock_aws
 
+from classifier import aws
 from classifier.datasets import load_dataset
 from classifier.errors import DatasetError
 from classifier.labels import LABEL_INDEX
@@ -107,6 +108,7 @@ def test_missing_and_foreign_files_are_refused(tmp_path):
 @mock_aws
 def test_s3_uri_loads_the_same_as_a_local_path(tmp_path, monkeypatch):
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    aws.reset_clients()  # a client cached by an earlier test may point at another endpoint
     archive = write_zip(tmp_path / "set.zip", {"frog/1.png": encode(gradient(), "PNG")})
     s3 = boto3.client("s3", region_name="us-east-1")
     s3.create_bucket(Bucket="artifacts")

@@ -123,3 +123,20 @@ def test_a_killed_run_resumes_and_ends_where_an_uninterrupted_run_ends(tmp_path,
     actual = keras.models.load_model(tmp_path / "killed" / "model.keras").get_weights()
     for want, got in zip(expected, actual, strict=True):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
+def test_fine_tuning_keeps_the_init_models_widths(tmp_path):
+    # given a model narrower than the defaults (as the shipped one may be) and default hyper-parameters
+    from classifier.model import DEFAULT_WIDTHS, make_model
+    from classifier.training import HyperParameters, train, widths_of
+
+    init = make_model((8, 16, 16, 16))
+    assert widths_of(init) != DEFAULT_WIDTHS
+    images = np.random.default_rng(0).integers(0, 256, (64, 32, 32, 3), dtype=np.uint8)
+
+    result = train(images, np.arange(64) % 10, tmp_path, HyperParameters.finetune(epochs=1, batch_size=32),
+                   init_model=init)
+
+    # then training starts from its weights instead of failing on a shape mismatch
+    assert result.finished and widths_of(result.model) == (8, 16, 16, 16)
+    assert result.hyper_parameters.widths == (8, 16, 16, 16)

@@ -20,7 +20,9 @@ from classifier.limits import CHANNELS, IMAGE_SIZE
 CIFAR10_MEAN = (125.307, 122.950, 113.865)
 CIFAR10_STD = (62.993, 62.089, 66.705)
 
-DEFAULT_WIDTHS = (32, 64, 256, 256)  # stem, block 1, block 2, block 3
+# stem, block 1, block 2, block 3: the shipped baseline's, 105M multiply-adds, 2.3 ms for one image
+# on one CPU thread. The first baseline's (32, 64, 256, 256) took 3.2 to 3.9 ms (training.py).
+DEFAULT_WIDTHS = (32, 64, 192, 192)
 LOGIT_SCALE = 1 / 9
 BN_MOMENTUM = 0.6
 
