@@ -19,8 +19,8 @@ Horizontal-flip test-time augmentation adds 0.6 to 0.9 points at twice the infer
 On a 2-core CPU with tensorflow-cpu the same network trains at about 70 images a second.
 
 That network takes 3.2 to 3.9 ms for one image on one CPU thread, over the 3 ms goal. The shipped
-baseline is it pruned to widths (32, 64, 192, 192) (``classifier.pruning``: 89.9% before any
-training) and distilled from it on the 2-core CPU (tensorflow-cpu, ``HyperParameters.finetune``
+baseline is that network pruned to widths (32, 64, 192, 192) (``classifier.pruning``: 89.9% before
+any training) and distilled from it on the 2-core CPU (tensorflow-cpu, ``HyperParameters.finetune``
 with distillation 0.7, no cutout): Keras accuracy after each epoch 90.1, 90.6, 90.7, 90.9%;
 4 epochs in 2,581 s; 90.96% as .tflite, 2.3 ms.
 """
