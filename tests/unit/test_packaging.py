@@ -56,6 +56,16 @@ def test_every_function_is_an_api_route_on_the_one_api():
         assert (TEMPLATE.functions[function_id].code_dir / "app.py").is_file()
 
 
+def test_predict_and_batch_can_be_restored_from_a_snapshot_but_are_not_by_default():
+    # SnapStart is a deploy parameter (it costs a cache and restore charge): off unless asked for
+    assert TEMPLATE.parameters["SnapStart"] == "None"
+    assert set(TEMPLATE.doc["Parameters"]["SnapStart"]["AllowedValues"]) == {"None", "PublishedVersions"}
+    for function_id in ("PredictFunction", "BatchFunction"):
+        properties = TEMPLATE.resources[function_id]["Properties"]
+        # SnapStart applies only to published versions, so the API must call an alias
+        assert properties["AutoPublishAlias"] and properties["SnapStart"] == {"ApplyOn": {"Ref": "SnapStart"}}
+
+
 def test_the_environment_sets_every_setting():
     environment = TEMPLATE.functions["PredictFunction"].environment
     parsed = settings.Settings.from_env(environment)
