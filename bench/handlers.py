@@ -18,6 +18,7 @@ Run: ``make bench`` (after the model benchmark) or ``python -m bench.handlers [-
 
 import argparse
 import base64
+import functools
 import http.server
 import json
 import logging
@@ -165,6 +166,7 @@ def _events() -> dict:
     return events
 
 
+@functools.cache
 def _memory_mb(function_id: str) -> int:
     from infra.template import Template
 

@@ -36,14 +36,9 @@ def client(service: str):
     return session().create_client(service, config=_CONFIG)
 
 
-@cache
-def dynamodb():
-    return session().create_client("dynamodb", config=_CONFIG)
-
-
 def table(name: str) -> Table:
     """The table ``name`` (cheap: makes no call)."""
-    return Table(dynamodb(), name)
+    return Table(client("dynamodb"), name)
 
 
 def s3():
@@ -85,5 +80,5 @@ def object_exists(client, bucket: str, key: str) -> bool:
 
 def reset_clients() -> None:
     """Forget every cached client (tests, after changing the environment or starting moto)."""
-    for getter in (session, client, dynamodb):
+    for getter in (session, client):
         getter.cache_clear()

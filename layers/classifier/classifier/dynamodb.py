@@ -38,7 +38,7 @@ def serialize(value: Any) -> dict:
         return {"BOOL": value}
     if isinstance(value, str):
         return {"S": value}
-    if isinstance(value, (int, Decimal)) and type(value) in (int, Decimal):
+    if type(value) in (int, Decimal):  # not bool (above), not numpy scalars
         if isinstance(value, Decimal) and not value.is_finite():
             raise TypeError(f"DynamoDB cannot store {value}.")
         return {"N": str(value)}
