@@ -2,13 +2,16 @@
 AWS, by the local API's S3 poller in ``make serve``) is checked entry by entry and its report
 written to ``uploads/<id>/report.json``, which GET /training-data/uploads/{id} returns."""
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.data_classes import S3Event
-from aws_lambda_powertools.utilities.typing import LambdaContext
+from classifier.coldstart import gc_paused
 
-from classifier import training_data
-from classifier.aws import TRACED_LIBRARIES, s3
+with gc_paused():  # the cold start's imports, without the collector: see classifier.coldstart
+    from aws_lambda_powertools import Logger, Metrics, Tracer
+    from aws_lambda_powertools.metrics import MetricUnit
+    from aws_lambda_powertools.utilities.data_classes import S3Event
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+    from classifier import training_data
+    from classifier.aws import TRACED_LIBRARIES, s3
 
 logger = Logger()
 tracer = Tracer(patch_modules=TRACED_LIBRARIES)

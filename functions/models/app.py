@@ -1,25 +1,28 @@
 """The control plane: POST /retrain (202 + job id, 409 while one runs, ``Idempotency-Key`` honoured),
 GET /retrain/{job_id}, GET /models, GET /models/{version}, POST /models/{version}/promote."""
 
-import json
-from functools import cache
+from classifier.coldstart import gc_paused
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.event_handler import Response, content_types
-from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.utilities.idempotency import (
-    DynamoDBPersistenceLayer,
-    IdempotencyConfig,
-    idempotent_function,
-)
-from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
-from aws_lambda_powertools.utilities.typing import LambdaContext
+with gc_paused():  # the cold start's imports, without the collector: see classifier.coldstart
+    import json
+    from functools import cache
 
-from classifier import api, http, jobs, registry, storage
-from classifier.aws import TRACED_LIBRARIES, client, s3, table
-from classifier.errors import ConflictError
-from classifier.runtime import BASELINE_DIR
-from classifier.settings import get_settings
+    from aws_lambda_powertools import Logger, Metrics, Tracer
+    from aws_lambda_powertools.event_handler import Response, content_types
+    from aws_lambda_powertools.logging import correlation_paths
+    from aws_lambda_powertools.utilities.idempotency import (
+        DynamoDBPersistenceLayer,
+        IdempotencyConfig,
+        idempotent_function,
+    )
+    from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+    from classifier import api, http, jobs, registry, storage
+    from classifier.aws import TRACED_LIBRARIES, client, s3, table
+    from classifier.errors import ConflictError
+    from classifier.runtime import BASELINE_DIR
+    from classifier.settings import get_settings
 
 logger = Logger()
 tracer = Tracer(patch_modules=TRACED_LIBRARIES)

@@ -1,12 +1,15 @@
 """GET /predictions (newest first, ``limit`` and opaque ``cursor``) and GET /predictions/{prediction_id}."""
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.utilities.typing import LambdaContext
+from classifier.coldstart import gc_paused
 
-from classifier import api, http, records
-from classifier.aws import TRACED_LIBRARIES, table
-from classifier.settings import get_settings
+with gc_paused():  # the cold start's imports, without the collector: see classifier.coldstart
+    from aws_lambda_powertools import Logger, Metrics, Tracer
+    from aws_lambda_powertools.logging import correlation_paths
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+    from classifier import api, http, records
+    from classifier.aws import TRACED_LIBRARIES, table
+    from classifier.settings import get_settings
 
 logger = Logger()
 tracer = Tracer(patch_modules=TRACED_LIBRARIES)

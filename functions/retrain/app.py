@@ -1,15 +1,18 @@
 """The retraining Lambda (container image with tensorflow-cpu): advance one job, then either
 invoke itself again to continue (checkpoints are in S3) or stop with the job's verdict."""
 
-import json
-from functools import cache
+from classifier.coldstart import gc_paused
 
-from aws_lambda_powertools import Logger, Tracer
-from aws_lambda_powertools.utilities.typing import LambdaContext
+with gc_paused():  # the cold start's imports, without the collector: see classifier.coldstart
+    import json
+    from functools import cache
 
-from classifier import retrain, storage
-from classifier.aws import TRACED_LIBRARIES, client, s3, table
-from classifier.settings import get_settings
+    from aws_lambda_powertools import Logger, Tracer
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+    from classifier import retrain, storage
+    from classifier.aws import TRACED_LIBRARIES, client, s3, table
+    from classifier.settings import get_settings
 
 logger = Logger()
 tracer = Tracer(patch_modules=TRACED_LIBRARIES)

@@ -1,19 +1,22 @@
 """POST /training-data (labelled images, or a presigned zip upload), GET /training-data (images per
 label, base set beside user data), GET /training-data/uploads/{upload_id} (a zip's ingest report)."""
 
-import json
-from functools import cache
+from classifier.coldstart import gc_paused
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.event_handler import Response, content_types
-from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.typing import LambdaContext
+with gc_paused():  # the cold start's imports, without the collector: see classifier.coldstart
+    import json
+    from functools import cache
 
-from classifier import api, http, training_data
-from classifier.aws import TRACED_LIBRARIES, s3
-from classifier.runtime import BASELINE_DIR
-from classifier.settings import get_settings
+    from aws_lambda_powertools import Logger, Metrics, Tracer
+    from aws_lambda_powertools.event_handler import Response, content_types
+    from aws_lambda_powertools.logging import correlation_paths
+    from aws_lambda_powertools.metrics import MetricUnit
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+    from classifier import api, http, training_data
+    from classifier.aws import TRACED_LIBRARIES, s3
+    from classifier.runtime import BASELINE_DIR
+    from classifier.settings import get_settings
 
 logger = Logger()
 tracer = Tracer(patch_modules=TRACED_LIBRARIES)

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from classifier.aws import SERVICES
+from infra.build import build_function, build_layer
 from infra.local_api import create_storage
 from tests.unit.conftest import FUNCTION_ENVIRONMENT, REGION, REPO, TEMPLATE
 
@@ -67,6 +69,8 @@ def test_sam_build_without_docker_stays_under_the_lambda_size_limit(tmp_path, ca
     assert not (layer / "tensorflow").exists() and not (layer / "keras").exists()
     assert not (layer / "classifier" / "baseline" / "model.keras").exists()
     assert any(layer.glob("numpy/__pycache__/*.cpython-312.pyc")), "the layer ships bytecode for Python 3.12"
+    models = layer / "botocore" / "data"
+    assert sorted(path.name for path in models.iterdir() if path.is_dir()) == sorted(SERVICES)
     layer_size = size_of(build / "ClassifierLayer")
     with capsys.disabled():
         print(f"\n  built layer: {layer_size / 2**20:.1f} MiB unzipped")
@@ -81,7 +85,7 @@ def test_sam_build_without_docker_stays_under_the_lambda_size_limit(tmp_path, ca
 
 
 RUN_HANDLER = """
-import json, sys, time
+import gc, json, sys, time
 start = time.perf_counter()
 import app
 imported = time.perf_counter()
@@ -97,6 +101,8 @@ class Context:
 
 response = app.lambda_handler(json.loads(sys.argv[1]), Context())
 done = time.perf_counter()
+from classifier.aws import SERVICES, client, session
+clients = [client(service).meta.service_model.service_name for service in SERVICES]
 print(json.dumps({
     "response": response,
     "import_s": imported - start,
@@ -104,6 +110,11 @@ print(json.dumps({
     "files": {name: getattr(sys.modules[name], "__file__", None) for name in
               ("app", "classifier", "numpy", "PIL", "ai_edge_litert", "aws_lambda_powertools", "botocore")},
     "tensorflow": "tensorflow" in sys.modules,
+    "frozen_objects": gc.get_freeze_count(),
+    "services": SERVICES,
+    "clients": clients,
+    "botocore_models": session().get_available_services(),
+    "gc_enabled": gc.isenabled(),
 }))
 """
 
@@ -111,20 +122,8 @@ print(json.dumps({
 @pytest.mark.slow
 def test_the_predict_handler_runs_from_the_build_output_alone(tmp_path, load_event, monkeypatch, capsys):
     # given the layer built for this Python by the same makefile, and the function's build output
-    version = f"{sys.version_info.major}.{sys.version_info.minor}"
-    layer, function = tmp_path / "layer", tmp_path / "function"
-    run(
-        [
-            "make",
-            "-C",
-            "layers/classifier",
-            "build-ClassifierLayer",
-            f"ARTIFACTS_DIR={layer}",
-            f"PYTHON_VERSION={version}",
-            f"PYTHON={sys.executable}",
-        ]
-    )
-    run(["make", "-C", "functions/predict", "build-PredictFunction", f"ARTIFACTS_DIR={function}"])
+    layer = build_layer(tmp_path / "layer")
+    function = build_function("PredictFunction", REPO / "functions" / "predict", tmp_path / "function")
 
     # and DynamoDB and S3 from a moto server, with the template's tables
     from moto.server import ThreadedMotoServer
@@ -149,7 +148,7 @@ def test_the_predict_handler_runs_from_the_build_output_alone(tmp_path, load_eve
             **aws_env,
             **FUNCTION_ENVIRONMENT,
             "PATH": os.environ.get("PATH", ""),
-            "PYTHONPATH": f"{function}:{layer / 'python'}",
+            "PYTHONPATH": f"{function}:{layer}",
             "POWERTOOLS_TRACE_DISABLED": "true",
         }
         event = json.dumps(load_event("predict-raw"))
@@ -172,6 +171,11 @@ def test_the_predict_handler_runs_from_the_build_output_alone(tmp_path, load_eve
     assert not report["tensorflow"]
     for name, path in report["files"].items():
         assert path and Path(path).is_relative_to(function if name == "app" else layer), (name, path)
+    # and its botocore has the models of the services the functions call, and only those
+    assert report["clients"] == report["services"]
+    assert report["botocore_models"] == sorted(report["services"])
+    # and its imports ran without the garbage collector, which is back on for the requests
+    assert report["frozen_objects"] > 10_000 and report["gc_enabled"]
     with capsys.disabled():
         print(
             f"\n  from the build output: import {report['import_s'] * 1000:.0f} ms, "

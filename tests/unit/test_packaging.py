@@ -66,6 +66,25 @@ def test_predict_and_batch_can_be_restored_from_a_snapshot_but_are_not_by_defaul
         assert properties["AutoPublishAlias"] and properties["SnapStart"] == {"ApplyOn": {"Ref": "SnapStart"}}
 
 
+def test_the_retrain_function_may_continue_a_job_by_invoking_itself_and_nothing_else():
+    retrain = TEMPLATE.resources["RetrainFunction"]["Properties"]
+    # Lambda's loop detection would otherwise stop a long job's chain after about 16 invocations
+    assert retrain["RecursiveLoop"] == "Allow"
+    # the permission names the function's own ARN, not a pattern on a (possibly shortened) name
+    statements = [
+        statement
+        for resource in TEMPLATE.resources.values()
+        if resource["Type"] == "AWS::IAM::Policy"
+        and resource["Properties"]["Roles"] == [{"Ref": "RetrainFunctionRole"}]
+        for statement in resource["Properties"]["PolicyDocument"]["Statement"]
+    ]
+    assert statements == [
+        {"Effect": "Allow", "Action": "lambda:InvokeFunction", "Resource": {"Fn::GetAtt": ["RetrainFunction", "Arn"]}}
+    ]
+    inline = json.dumps(retrain["Policies"])
+    assert "lambda:InvokeFunction" not in inline
+
+
 def test_the_environment_sets_every_setting():
     environment = TEMPLATE.functions["PredictFunction"].environment
     parsed = settings.Settings.from_env(environment)

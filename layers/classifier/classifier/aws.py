@@ -6,6 +6,10 @@ them). Nothing here runs at import, so tests start moto before the first call an
 The functions use botocore alone, never boto3: importing boto3 and building its DynamoDB resource
 adds 0.1 to 0.15 s to a cold start (``make bench``). :mod:`classifier.dynamodb` gives the same
 table interface; :func:`upload_file` and :func:`download_file` stand in for boto3's S3 transfers.
+
+The layer ships botocore's models for :data:`SERVICES` only (``layers/classifier/slim_botocore.py``):
+with all 400-odd, creating the first client scans every model folder and parses the 1.2 MB
+``endpoints.json``, about 90 ms of each cold start.
 """
 
 import shutil
@@ -18,6 +22,10 @@ from botocore.exceptions import ClientError
 
 from classifier.dynamodb import Table
 
+# The AWS services the functions call: the only botocore models the layer ships. "xray" is the X-Ray
+# SDK's sampling poller, which Lambda does not start (the trace header decides); it is kept so that
+# tracing can never fail on a missing model.
+SERVICES = ("dynamodb", "lambda", "s3", "xray")
 # What Powertools' Tracer patches for X-Ray: every AWS call goes through botocore. Its default patches
 # every library X-Ray knows (http.client, sqlite3, requests, ...), importing them on a cold start.
 TRACED_LIBRARIES = ("botocore",)
@@ -32,7 +40,12 @@ def session() -> botocore.session.Session:
 
 @cache
 def client(service: str):
-    """A botocore client for ``service`` (``"lambda"``, ``"s3"``, ...)."""
+    """A botocore client for ``service``, one of :data:`SERVICES`."""
+    if service not in SERVICES:
+        raise ValueError(
+            f"{service!r} is not in classifier.aws.SERVICES {SERVICES}: the layer ships no botocore model "
+            "for it. Add it there."
+        )
     return session().create_client(service, config=_CONFIG)
 
 
