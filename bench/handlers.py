@@ -240,18 +240,6 @@ class _InstantDynamoDB(http.server.BaseHTTPRequestHandler):
         pass
 
 
-def _cpu_check_ms() -> float:
-    """A fixed amount of pure-Python work, best of three: how fast this machine runs right now."""
-    times = []
-    for _ in range(3):
-        started = time.perf_counter()
-        total = 0
-        for number in range(2_000_000):
-            total += number
-        times.append((time.perf_counter() - started) * 1000)
-    return min(times)
-
-
 def _median(values: list[float]) -> float:
     return statistics.median(values)
 
@@ -366,12 +354,10 @@ def main(argv: list[str] | None = None) -> None:
             events_file = Path(folder) / "events.json"
             events_file.write_text(json.dumps(_events()))
             results = {}
-            cpu_check = [_cpu_check_ms()]
             for column, (runtime, env) in columns.items():
                 started = time.perf_counter()
                 results[column] = measure(runtime, built, env, events_file, cold_runs, repeats)
                 print(f"  measured {column} in {time.perf_counter() - started:.0f} s", file=sys.stderr)
-            cpu_check.append(_cpu_check_ms())
         stub.shutdown()
     finally:
         server.stop()
@@ -381,10 +367,7 @@ def main(argv: list[str] | None = None) -> None:
     print("Handlers through lambda_handler, fresh processes running the build output as Lambda runs it;")
     print("records written to DynamoDB on a local moto server (store = that write), or to a stub that answers")
     print("at once (instant store); X-Ray off. Batch decode is summed over the images.")
-    print(
-        f"CPU check (the same pure-Python loop before and after; this machine's speed varies by up to 2x, "
-        f"compare runs with similar checks): {cpu_check[0]:.0f} ms, {cpu_check[1]:.0f} ms"
-    )
+    print("Cold starts vary by 20% from run to run here: to compare two versions, alternate them in one series.")
     if not KERAS_MODEL.exists():
         print(f"  no {KERAS_MODEL.relative_to(REPO)}: the TensorFlow/Keras column is left out")
     print(_format(results, cold_runs))
