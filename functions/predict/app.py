@@ -1,6 +1,6 @@
 """POST /predict: classify one image (raw image/*, multipart field ``file``, JSON ``{"image": base64}``)."""
 
-from classifier.coldstart import gc_paused
+from classifier.coldstart import gc_paused, on_snapstart
 
 with gc_paused():  # the cold start's imports, without the collector: see classifier.coldstart
     from aws_lambda_powertools import Logger, Metrics, Tracer
@@ -16,6 +16,8 @@ logger = Logger()
 tracer = Tracer(patch_modules=TRACED_LIBRARIES)
 metrics = Metrics()
 app = api.make_resolver(logger)
+# With SnapStart on, the model is loaded before the snapshot and the registry re-read after a restore.
+on_snapstart(before_snapshot=serving.warm_up, after_restore=serving.after_restore)
 
 
 @app.post("/predict")

@@ -149,3 +149,14 @@ def test_the_baseline_is_checked_against_its_card(tmp_path):
 def test_nothing_is_loaded_at_import():
     serving.set_provider(None)
     assert serving._provider is None
+
+
+def test_expiring_makes_the_next_request_reread_the_pointer(aws, provider, clock):
+    # given the baseline serving, and a version promoted within the refresh interval
+    assert provider.current().version == BASELINE_VERSION
+    publish(aws, "v2")
+    clock.now += 1
+
+    # when the provider is expired (after a SnapStart restore), the next request serves the new version
+    provider.expire()
+    assert provider.current().version == "v2"

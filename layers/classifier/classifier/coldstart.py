@@ -1,4 +1,5 @@
-"""Cold-start helpers for the handler modules.
+"""Cold-start helpers for the handler modules: imports without the garbage collector, and Lambda
+SnapStart's runtime hooks.
 
 A handler's imports (Powertools, botocore, numpy, Pillow, LiteRT) create about 80,000 objects that
 live as long as the process. While they are being created, CPython's cyclic garbage collector runs
@@ -9,8 +10,13 @@ warm request, skip it too.
 """
 
 import gc
-from collections.abc import Iterator
+import os
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+
+# AWS_LAMBDA_INITIALIZATION_TYPE when Lambda initialises an environment to snapshot it (SnapStart);
+# otherwise "on-demand" or "provisioned-concurrency".
+SNAPSTART_INITIALIZATION = "snap-start"
 
 
 @contextmanager
@@ -24,3 +30,21 @@ def gc_paused() -> Iterator[None]:
         gc.freeze()
         if was_enabled:
             gc.enable()
+
+
+def on_snapstart(*, before_snapshot: Callable[[], object], after_restore: Callable[[], object]) -> bool:
+    """Under Lambda SnapStart, run ``before_snapshot`` before Lambda snapshots the initialised
+    environment and ``after_restore`` in every environment restored from it; return whether it applies.
+
+    Lambda initialises a SnapStart version once, when the version is published, with
+    ``AWS_LAMBDA_INITIALIZATION_TYPE=snap-start``, and its Python runtime provides the
+    ``snapshot_restore_py`` library that takes the hooks. Anywhere else (on-demand environments, tests,
+    ``make serve``) nothing is registered, and loading stays lazy, on the first request.
+    """
+    if os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE") != SNAPSTART_INITIALIZATION:
+        return False
+    from snapshot_restore_py import register_after_restore, register_before_snapshot  # the runtime's
+
+    register_before_snapshot(before_snapshot)
+    register_after_restore(after_restore)
+    return True

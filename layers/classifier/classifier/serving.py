@@ -25,7 +25,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from classifier import aws, registry
 from classifier.errors import ModelLoadError
 from classifier.registry import Pointer
-from classifier.runtime import BASELINE_DIR, TFLiteModel
+from classifier.runtime import BASELINE_DIR, INPUT_SHAPE, TFLiteModel
 from classifier.settings import get_settings
 
 logger = logging.getLogger(__name__)
@@ -86,6 +86,11 @@ class ModelProvider:
                 self._refresh()
             assert self._served is not None
             return self._served
+
+    def expire(self) -> None:
+        """Make the next :meth:`current` re-read the registry pointer, whatever the refresh interval."""
+        with self._lock:
+            self._next_check = float("-inf")
 
     def _baseline_model(self) -> ServedModel:
         if self._baseline is None:
@@ -175,3 +180,20 @@ def set_provider(provider: ModelProvider | None) -> None:
 
 def current_model() -> ServedModel:
     return get_provider().current()
+
+
+def warm_up() -> ServedModel:
+    """Load the serving model and run it once: what a SnapStart snapshot should already hold.
+
+    Lambda calls this before it snapshots a SnapStart version (:func:`classifier.coldstart.on_snapstart`),
+    so that an environment restored from the snapshot has its model, its DynamoDB client and LiteRT's
+    prepared weights, and its first request does none of that work. Never called at import.
+    """
+    model = current_model()
+    model.predictor.predict(np.zeros((1, *INPUT_SHAPE), np.uint8))
+    return model
+
+
+def after_restore() -> None:
+    """After a SnapStart restore: the snapshot may be days old, so the first request re-reads the pointer."""
+    get_provider().expire()
