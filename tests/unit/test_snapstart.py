@@ -4,6 +4,7 @@ way Lambda's Python runtime drives them, through ``snapshot_restore_py``."""
 
 import importlib
 import json
+import random
 from types import SimpleNamespace
 
 import pytest
@@ -62,7 +63,7 @@ def test_outside_snapstart_nothing_is_registered(monkeypatch, hooks, initializat
 def test_the_handlers_register_their_hooks_under_snapstart(hooks, initialised_for_a_snapshot, module):
     initialised_for_a_snapshot(module)
     assert [function for function, _, _ in hooks.before] == [serving.warm_up]
-    assert [function for function, _, _ in hooks.after] == [serving.after_restore]
+    assert [function for function, _, _ in hooks.after] == [random.seed, serving.after_restore]
 
 
 def test_a_restored_predict_function_answers_from_its_snapshot_with_the_current_registry(

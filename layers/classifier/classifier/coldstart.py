@@ -11,6 +11,7 @@ warm request, skip it too.
 
 import gc
 import os
+import random
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -40,11 +41,15 @@ def on_snapstart(*, before_snapshot: Callable[[], object], after_restore: Callab
     ``AWS_LAMBDA_INITIALIZATION_TYPE=snap-start``, and its Python runtime provides the
     ``snapshot_restore_py`` library that takes the hooks. Anywhere else (on-demand environments, tests,
     ``make serve``) nothing is registered, and loading stays lazy, on the first request.
+
+    Every restore also re-seeds :mod:`random`: environments restored from one snapshot would otherwise
+    draw the same numbers (botocore's retry jitter among them).
     """
     if os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE") != SNAPSTART_INITIALIZATION:
         return False
     from snapshot_restore_py import register_after_restore, register_before_snapshot  # the runtime's
 
     register_before_snapshot(before_snapshot)
+    register_after_restore(random.seed)
     register_after_restore(after_restore)
     return True
