@@ -17,7 +17,7 @@ tracer = Tracer(patch_modules=TRACED_LIBRARIES)
 metrics = Metrics()
 app = api.make_resolver(logger)
 # With SnapStart on, the model is loaded before the snapshot and the registry re-read after a restore.
-on_snapstart(before_snapshot=serving.warm_up, after_restore=serving.after_restore)
+on_snapstart(before_snapshot=serving.before_snapshot, after_restore=serving.after_restore)
 
 
 @app.post("/predict/batch")

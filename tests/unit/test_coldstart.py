@@ -79,7 +79,12 @@ def test_slimming_keeps_the_listed_services_models_and_endpoints(tmp_path):
     slim_botocore.slim(tmp_path, ("dynamodb", "s3control"))
 
     # then only their models and their endpoint entries remain; the shared files stay
-    assert sorted(path.name for path in data.iterdir()) == ["_retry.json", "dynamodb", "endpoints.json", "s3control"]
+    assert sorted(path.name for path in data.iterdir()) == [
+        "_retry.json",
+        "dynamodb",
+        "endpoints.json",
+        "s3control",
+    ]
     endpoints = json.loads((data / "endpoints.json").read_text())
     assert sorted(endpoints["partitions"][0]["services"]) == ["dynamodb", "s3-control"]
     assert endpoints["version"] == 3

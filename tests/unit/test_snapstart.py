@@ -10,6 +10,7 @@ from types import SimpleNamespace
 import pytest
 import snapshot_restore_py
 
+from classifier import aws as aws_clients
 from classifier import registry, serving
 from classifier.coldstart import on_snapstart
 from functions.batch import app as batch
@@ -62,7 +63,7 @@ def test_outside_snapstart_nothing_is_registered(monkeypatch, hooks, initializat
 @pytest.mark.parametrize("module", [predict, batch], ids=["predict", "batch"])
 def test_the_handlers_register_their_hooks_under_snapstart(hooks, initialised_for_a_snapshot, module):
     initialised_for_a_snapshot(module)
-    assert [function for function, _, _ in hooks.before] == [serving.warm_up]
+    assert [function for function, _, _ in hooks.before] == [serving.before_snapshot]
     assert [function for function, _, _ in hooks.after] == [random.seed, serving.after_restore]
 
 
@@ -93,3 +94,25 @@ def test_a_restored_predict_function_answers_from_its_snapshot_with_the_current_
     body = json.loads(response["body"])
     assert body["model_version"] == "v2" and body["label"] == "dog" and body["stored"] is True
     assert len(reads) == 2  # the snapshot's read (cached since) and the restored request's
+
+
+def test_the_snapshot_holds_the_clients_but_none_of_their_connections(aws, monkeypatch):
+    # given the clients the functions have made so far, with their close() observed
+    closed = []
+    for service in ("dynamodb", "s3"):
+        made = aws_clients.client(service)
+        real_close = made.close
+        monkeypatch.setattr(
+            made, "close", lambda service=service, close=real_close: closed.append(service) or close()
+        )
+
+    # when the before-snapshot hook runs
+    model = serving.before_snapshot()
+
+    # then the model is loaded, every client made was closed, and a closed client still answers
+    assert model.version == BASELINE_VERSION
+    assert sorted(closed) == ["dynamodb", "s3"]
+    aws.predictions.put_item(
+        Item={"id": "after-restore", "kind": "prediction", "created_at": "2026-11-27T00:00:00Z"}
+    )
+    assert aws.predictions.get_item(Key={"id": "after-restore"})["Item"]["kind"] == "prediction"

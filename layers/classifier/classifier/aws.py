@@ -15,6 +15,7 @@ with all 400-odd, creating the first client scans every model folder and parses 
 import shutil
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import botocore.session
 from botocore.config import Config
@@ -38,15 +39,27 @@ def session() -> botocore.session.Session:
     return botocore.session.get_session()
 
 
-@cache
+_clients: dict[str, Any] = {}
+
+
 def client(service: str):
-    """A botocore client for ``service``, one of :data:`SERVICES`."""
+    """A botocore client for ``service``, one of :data:`SERVICES`; one per service per process."""
     if service not in SERVICES:
         raise ValueError(
             f"{service!r} is not in classifier.aws.SERVICES {SERVICES}: the layer ships no botocore model "
             "for it. Add it there."
         )
-    return session().create_client(service, config=_CONFIG)
+    if service not in _clients:
+        _clients[service] = session().create_client(service, config=_CONFIG)
+    return _clients[service]
+
+
+def close_connections() -> None:
+    """Close the open connections of every client made so far; the clients stay usable and connect
+    again on their next call. Before a SnapStart snapshot: a restored environment must not reuse a
+    connection that the snapshot froze, whose other end is long gone."""
+    for made in _clients.values():
+        made.close()
 
 
 def table(name: str) -> Table:
@@ -93,5 +106,5 @@ def object_exists(client, bucket: str, key: str) -> bool:
 
 def reset_clients() -> None:
     """Forget every cached client (tests, after changing the environment or starting moto)."""
-    for getter in (session, client):
-        getter.cache_clear()
+    session.cache_clear()
+    _clients.clear()

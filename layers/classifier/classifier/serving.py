@@ -182,15 +182,18 @@ def current_model() -> ServedModel:
     return get_provider().current()
 
 
-def warm_up() -> ServedModel:
-    """Load the serving model and run it once: what a SnapStart snapshot should already hold.
+def before_snapshot() -> ServedModel:
+    """Load the serving model, run it once and close the AWS connections: what a SnapStart snapshot
+    should hold.
 
     Lambda calls this before it snapshots a SnapStart version (:func:`classifier.coldstart.on_snapstart`),
     so that an environment restored from the snapshot has its model, its DynamoDB client and LiteRT's
-    prepared weights, and its first request does none of that work. Never called at import.
+    prepared weights, and its first request does none of that work. The clients keep no connection:
+    one frozen in the snapshot would be dead on restore. Never called at import.
     """
     model = current_model()
     model.predictor.predict(np.zeros((1, *INPUT_SHAPE), np.uint8))
+    aws.close_connections()
     return model
 
 
