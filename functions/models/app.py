@@ -52,7 +52,7 @@ def _start_job(request: dict) -> dict:
     request = {k: v for k, v in request.items() if k != "idempotency_key"}
     settings = get_settings()
     job = jobs.create_job(table(settings.jobs_table), request)
-    _lambda().invoke(FunctionName=settings.retrain_function, InvocationType="Event",
+    client("lambda").invoke(FunctionName=settings.retrain_function, InvocationType="Event",
                      Payload=json.dumps({"job_id": job["job_id"]}).encode())
     logger.info("Retraining job started", extra={"job_id": job["job_id"], "request": request})
     return job
@@ -63,11 +63,6 @@ def _idempotent_start():
     persistence = DynamoDBPersistenceLayer(table_name=get_settings().idempotency_table)
     return idempotent_function(data_keyword_argument="request", persistence_store=persistence,
                                config=idempotency)(_start_job)
-
-
-@cache
-def _lambda():
-    return client("lambda")
 
 
 @app.get("/retrain/<job_id>")

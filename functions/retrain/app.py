@@ -5,7 +5,6 @@ from classifier.coldstart import gc_paused
 
 with gc_paused():  # the cold start's imports, without the collector: see classifier.coldstart
     import json
-    from functools import cache
 
     from aws_lambda_powertools import Logger, Tracer
     from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -28,11 +27,6 @@ def environment() -> retrain.Environment:
     )
 
 
-@cache
-def _lambda():
-    return client("lambda")
-
-
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
@@ -40,7 +34,7 @@ def lambda_handler(event: dict, context: LambdaContext) -> dict:
     deadline = retrain.remaining_deadline(context.get_remaining_time_in_millis())
     status = retrain.run_job(job_id, environment(), deadline, log=logger.info)
     if status == retrain.CONTINUE:
-        _lambda().invoke(FunctionName=context.function_name, InvocationType="Event",
+        client("lambda").invoke(FunctionName=context.function_name, InvocationType="Event",
                          Payload=json.dumps({"job_id": job_id}).encode())
         logger.info("Retraining continues in a new invocation", extra={"job_id": job_id})
     return {"job_id": job_id, "status": status}

@@ -40,7 +40,7 @@ def test_the_handler_runs_a_tiny_job_across_two_invocations(aws, monkeypatch, tm
 
     get_settings.cache_clear()
     invoked = []
-    monkeypatch.setattr(app, "_lambda", lambda: SimpleNamespace(invoke=lambda **kw: invoked.append(kw)))
+    monkeypatch.setattr(app, "client", lambda service: SimpleNamespace(invoke=lambda **kw: invoked.append(kw)))
     jobs_table = table(FUNCTION_ENVIRONMENT["JOBS_TABLE"])
     job = jobs.create_job(jobs_table, {"mode": "finetune", "epochs": 2})
     short = SimpleNamespace(function_name="retrain", get_remaining_time_in_millis=lambda: 211_000,

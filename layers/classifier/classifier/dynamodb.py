@@ -25,8 +25,10 @@ UNPROCESSED_DELAY_S = 0.02
 
 class UnprocessedItemsError(Exception):
     """DynamoDB left items of a batch unwritten after every resubmission."""
+
+
 # Parameters that hold items, keys or values (serialised), and results that do (deserialised).
-_VALUE_PARAMETERS = ("Item", "Key", "ExclusiveStartKey")
+_VALUE_PARAMETERS = ("Item", "Key", "ExclusiveStartKey", "ExpressionAttributeValues")
 _VALUE_RESULTS = ("Item", "Attributes", "LastEvaluatedKey")
 
 
@@ -185,6 +187,4 @@ def _serialize_parameters(kwargs: Mapping[str, Any]) -> dict:
     for name in _VALUE_PARAMETERS:
         if name in out:
             out[name] = serialize_item(out[name])
-    if "ExpressionAttributeValues" in out:
-        out["ExpressionAttributeValues"] = serialize_item(out["ExpressionAttributeValues"])
     return out
