@@ -29,7 +29,6 @@ import base64
 import functools
 import http.server
 import json
-import logging
 import os
 import shutil
 import statistics
@@ -70,7 +69,7 @@ def _install_keras_model() -> None:
 
     import keras
 
-    from classifier import serving
+    from classifier.api import model_provider
 
     model = keras.models.load_model(KERAS_MODEL, compile=False)
 
@@ -78,11 +77,11 @@ def _install_keras_model() -> None:
         def predict(self, images):
             return keras.ops.convert_to_numpy(model(images, training=False))
 
-    served = serving.ServedModel(
+    served = model_provider.ServedModel(
         "keras", hashlib.sha256(KERAS_MODEL.read_bytes()).hexdigest(), KerasPredictor()
     )
-    serving.set_provider(
-        serving.ModelProvider(
+    model_provider.set_provider(
+        model_provider.ModelProvider(
             read_pointer=lambda: None, fetch=bytes, baseline=lambda: served, refresh_seconds=float("inf")
         )
     )
@@ -144,7 +143,7 @@ def _child(runtime: str, events_file: str, first_event: str, repeats: dict[str, 
 
 def _time_record_writes() -> list[float]:
     """Wrap the record writer to time it (a list that each write appends its milliseconds to)."""
-    from classifier import records
+    from classifier.api import records
 
     spent: list[float] = []
     write = records._write
@@ -351,27 +350,11 @@ def main(argv: list[str] | None = None) -> None:
     cold_runs = 2 if args.quick else 11
     repeats = {"single": 20, "batch": 3} if args.quick else {"single": 200, "batch": 20}
 
-    from moto.server import ThreadedMotoServer  # the benchmark's stand-in for AWS, never in a function
-
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto server's request log
-
-    from infra.local_api import create_storage
+    from infra.moto_server import moto_server
     from infra.template import Template
 
     template = Template(REPO / "template.yaml", region=REGION)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    saved = dict(os.environ)
-    try:
-        host, port = server.get_host_and_port()
-        aws = {
-            "AWS_ENDPOINT_URL": f"http://{host}:{port}",
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_DEFAULT_REGION": REGION,
-        }
-        os.environ.update(aws)
-        create_storage(template, REGION)
+    with moto_server(template, REGION) as aws:
         environment = {**aws, **template.functions["PredictFunction"].environment}
         stub = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _InstantDynamoDB)
         threading.Thread(target=stub.serve_forever, daemon=True).start()
@@ -391,10 +374,6 @@ def main(argv: list[str] | None = None) -> None:
                 results[column] = measure(runtime, built, env, events_file, cold_runs, repeats)
                 print(f"  measured {column} in {time.perf_counter() - started:.0f} s", file=sys.stderr)
         stub.shutdown()
-    finally:
-        server.stop()
-        os.environ.clear()
-        os.environ.update(saved)
     print()
     print("Handlers through lambda_handler, fresh processes running the build output as Lambda runs it;")
     print("records written to DynamoDB on a local moto server (store = that write), or to a stub that answers")

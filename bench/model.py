@@ -31,7 +31,7 @@ def _images(count: int) -> np.ndarray:
 
 def _loader(engine: str):
     if engine == "litert":
-        from classifier.runtime import TFLiteModel
+        from classifier.litert import TFLiteModel
 
         model = TFLiteModel.from_path(BASELINE / "model.tflite", num_threads=1)
         return model.predict
@@ -77,7 +77,9 @@ def run_engine(engine: str) -> dict:
 def main() -> None:
     results = {engine: run_engine(engine) for engine in ENGINES}
     lite, ref = results["litert"], results["keras"]
-    card = json.loads((BASELINE / "card.json").read_text())
+    from classifier.cards import read_card
+
+    card = read_card(BASELINE)
     print(f"\nShipped model {card['version']}: {card['tflite_bytes'] / 1e6:.2f} MB .tflite "
           f"({card['quantization']}), {card['parameters']:,} parameters; CPU: {_cpu()}")
     print(f"{'measure':<34} {ENGINES['litert']:>18} {ENGINES['keras']:>26} {'ratio':>8}")

@@ -15,9 +15,10 @@ from pathlib import Path
 
 import boto3
 
-from classifier import registry, storage
+from classifier import storage
 from classifier.aws import object_exists
-from classifier.runtime import BASELINE_DIR
+from classifier.cards import BASELINE_DIR
+from classifier.mlops import registry
 
 
 def bootstrap(s3, bucket: str, models_table, data_dir: Path | None, log=print) -> str:

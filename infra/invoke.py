@@ -16,13 +16,8 @@ from typing import Any
 from infra import events
 from infra.local_api import create_storage
 from infra.local_api.lambda_runtime import LambdaContext, load_handler
+from infra.moto_server import MOTO_CREDENTIALS
 from infra.template import Template
-
-_MOTO_ENVIRONMENT = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SESSION_TOKEN": "testing",
-}
 
 
 def invoke(template: Template, function_id: str, event: dict[str, Any], *, use_moto: bool) -> Any:
@@ -39,7 +34,7 @@ def invoke(template: Template, function_id: str, event: dict[str, Any], *, use_m
         if use_moto:
             from moto import mock_aws  # a developer tool: never imported by the functions
 
-            for key, value in _MOTO_ENVIRONMENT.items():
+            for key, value in MOTO_CREDENTIALS.items():
                 os.environ.setdefault(key, value)
             stack.enter_context(mock_aws())
             create_storage(template, template.region)

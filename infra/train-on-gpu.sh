@@ -2,8 +2,8 @@
 # Stage 1 of the shipped baseline: three candidates of the wide network (WIDTHS) side by side on
 # one GPU with the JAX backend, each through the project's own `python -m classifier train`, each
 # sized to a time budget. Stage 2 (pruning and distilling the best into the shipped widths) runs
-# on a CPU: README, "Training and evaluating". Run through the device tool from the repository root, with the training zip and the
-# keras wheels carried (see README, "Training the baseline"). Writes logs, models and their
+# on a CPU: docs/model.md, "Training and evaluating". Run through the device tool from the repository root, with the training zip and the
+# keras wheels carried (see docs/model.md, "How the baseline was made"). Writes logs, models and their
 # training records to $OUT.
 set -u
 DATA=${DATA:-.devdata/cifar10-train.zip}

@@ -8,26 +8,26 @@ with gc_paused():  # the cold start's imports, without the collector: see classi
     from aws_lambda_powertools.metrics import MetricUnit
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
-    from classifier import api, http, service, serving
+    from classifier.api import bodies, model_provider, predict, resolver
     from classifier.aws import TRACED_LIBRARIES, table
     from classifier.settings import get_settings
 
 logger = Logger()
 tracer = Tracer(patch_modules=TRACED_LIBRARIES)
 metrics = Metrics()
-app = api.make_resolver(logger)
+app = resolver.make_resolver(logger)
 # With SnapStart on, the model is loaded before the snapshot and the registry re-read after a restore.
-on_snapstart(before_snapshot=serving.before_snapshot, after_restore=serving.after_restore)
+on_snapstart(before_snapshot=model_provider.before_snapshot, after_restore=model_provider.after_restore)
 
 
 @app.post("/predict/batch")
 @tracer.capture_method
 def predict_batch() -> dict:
     event = app.current_event
-    items = http.parse_images(api.body(event), api.content_type(event))
-    top_k = http.parse_top_k(event.get_query_string_value("top_k"))
-    result = service.predict_batch(
-        items, top_k=top_k, model=serving.current_model(), table=table(get_settings().predictions_table)
+    items = bodies.parse_images(resolver.body(event), resolver.content_type(event))
+    top_k = bodies.parse_top_k(event.get_query_string_value("top_k"))
+    result = predict.predict_batch(
+        items, top_k=top_k, model=model_provider.current_model(), table=table(get_settings().predictions_table)
     )
     metrics.add_metric(name="Predictions", unit=MetricUnit.Count, value=result["succeeded"])
     metrics.add_metric(name="RejectedImages", unit=MetricUnit.Count, value=result["failed"])

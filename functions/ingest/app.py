@@ -10,8 +10,8 @@ with gc_paused():  # the cold start's imports, without the collector: see classi
     from aws_lambda_powertools.utilities.data_classes import S3Event
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
-    from classifier import training_data
     from classifier.aws import TRACED_LIBRARIES, s3
+    from classifier.mlops import training_data
 
 logger = Logger()
 tracer = Tracer(patch_modules=TRACED_LIBRARIES)

@@ -4,7 +4,6 @@ GET /retrain/{job_id}, GET /models, GET /models/{version}, POST /models/{version
 from classifier.coldstart import gc_paused
 
 with gc_paused():  # the cold start's imports, without the collector: see classifier.coldstart
-    import json
     from functools import cache
 
     from aws_lambda_powertools import Logger, Metrics, Tracer
@@ -18,16 +17,17 @@ with gc_paused():  # the cold start's imports, without the collector: see classi
     from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
-    from classifier import api, http, jobs, registry, storage
+    from classifier.api import resolver
     from classifier.aws import TRACED_LIBRARIES, client, s3, table
     from classifier.errors import ConflictError
-    from classifier.runtime import BASELINE_DIR
+    from classifier.mlops import jobs, models
+    from classifier.payloads import parse_json_object
     from classifier.settings import get_settings
 
 logger = Logger()
 tracer = Tracer(patch_modules=TRACED_LIBRARIES)
 metrics = Metrics()
-app = api.make_resolver(logger)
+app = resolver.make_resolver(logger)
 idempotency = IdempotencyConfig(expires_after_seconds=24 * 3600)
 
 
@@ -35,7 +35,7 @@ idempotency = IdempotencyConfig(expires_after_seconds=24 * 3600)
 @tracer.capture_method
 def start_retraining() -> Response:
     event = app.current_event
-    request = jobs.parse_request(http.parse_json_object(api.body(event) if event.body else b""))
+    request = jobs.parse_request(parse_json_object(resolver.body(event) if event.body else b""))
     key = event.headers.get("idempotency-key")
     if key is None:
         job = _start_job(request)
@@ -51,9 +51,7 @@ def start_retraining() -> Response:
 def _start_job(request: dict) -> dict:
     request = {k: v for k, v in request.items() if k != "idempotency_key"}
     settings = get_settings()
-    job = jobs.create_job(table(settings.jobs_table), request)
-    client("lambda").invoke(FunctionName=settings.retrain_function, InvocationType="Event",
-                     Payload=json.dumps({"job_id": job["job_id"]}).encode())
+    job = jobs.start_job(table(settings.jobs_table), client("lambda"), settings.retrain_function, request)
     logger.info("Retraining job started", extra={"job_id": job["job_id"], "request": request})
     return job
 
@@ -74,61 +72,24 @@ def retraining_job(job_id: str) -> dict:
 @app.get("/models")
 @tracer.capture_method
 def list_models() -> dict:
-    models = table(get_settings().models_table)
-    pointer = registry.read_pointer(models)
-    versions = registry.list_versions(models)
-    baseline = _baseline_card()
-    if not any(v["version"] == baseline["version"] for v in versions):
-        versions.append(_baseline_entry(baseline))
-    current = pointer.version if pointer else baseline["version"]
-    for version in versions:
-        version["current"] = version["version"] == current
-    return {"current_version": current, "versions": versions}
+    return models.list_models(table(get_settings().models_table))
 
 
 @app.get("/models/<version>")
 @tracer.capture_method
 def get_model(version: str) -> dict:
-    baseline = _baseline_card()
-    models = table(get_settings().models_table)
-    if version == baseline["version"]:
-        entry = _baseline_entry(baseline)
-        card = baseline
-    else:
-        entry = registry.get_version(models, version)
-        card_object = s3().get_object(Bucket=get_settings().artifacts_bucket, Key=storage.model_key(version, storage.CARD_NAME))
-        card = json.loads(card_object["Body"].read())
-    pointer = registry.read_pointer(models)
-    return {**entry, "current": version == (pointer.version if pointer else baseline["version"]), "card": card}
+    settings = get_settings()
+    return models.get_model(table(settings.models_table), s3(), settings.artifacts_bucket, version)
 
 
 @app.post("/models/<version>/promote")
 @tracer.capture_method
 def promote(version: str) -> dict:
-    """Promote a candidate, or roll back to an earlier version. A version the gate rejected needs
-    ``{"force": true}``: overriding the gate is deliberate, never an accident."""
-    event = app.current_event
-    body = http.parse_json_object(api.body(event) if event.body else b"")
-    models = table(get_settings().models_table)
-    target = registry.get_version(models, version)
-    if target["status"] == registry.ModelStatus.REJECTED and body.get("force") is not True:
-        raise ConflictError(f"{version} was rejected by the gate ({target.get('reason', 'no reason recorded')}); "
-                            'send {"force": true} to promote it anyway.')
-    pointer = registry.read_pointer(models)
-    previous = pointer.version if pointer else _baseline_card()["version"]
-    registry.promote(models, version, expected_current=pointer.version if pointer else None)
-    logger.info("Model promoted", extra={"version": version, "previous_version": previous})
-    return {"current_version": version, "previous_version": previous}
-
-
-@cache
-def _baseline_card() -> dict:
-    return json.loads((BASELINE_DIR / storage.CARD_NAME).read_text())
-
-
-def _baseline_entry(card: dict) -> dict:
-    entry = registry.version_item(card, registry.ModelStatus.BASELINE)
-    return {**entry, "tflite_key": "(shipped in the layer)", "card_key": "(shipped in the layer)"}
+    """Promote a candidate, or roll back to an earlier version (``{"force": true}`` for a rejected one)."""
+    body = parse_json_object(resolver.body(app.current_event) if app.current_event.body else b"")
+    result = models.promote(table(get_settings().models_table), version, force=body.get("force") is True)
+    logger.info("Model promoted", extra={"version": version, "previous_version": result["previous_version"]})
+    return result
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

@@ -7,21 +7,21 @@ with gc_paused():  # the cold start's imports, without the collector: see classi
     from aws_lambda_powertools.logging import correlation_paths
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
-    from classifier import api, http, records
+    from classifier.api import bodies, records, resolver
     from classifier.aws import TRACED_LIBRARIES, table
     from classifier.settings import get_settings
 
 logger = Logger()
 tracer = Tracer(patch_modules=TRACED_LIBRARIES)
 metrics = Metrics()
-app = api.make_resolver(logger)
+app = resolver.make_resolver(logger)
 
 
 @app.get("/predictions")
 @tracer.capture_method
 def list_predictions() -> dict:
     event = app.current_event
-    limit = http.parse_limit(event.get_query_string_value("limit"))
+    limit = bodies.parse_limit(event.get_query_string_value("limit"))
     cursor = event.get_query_string_value("cursor")
     return records.list_records(table(get_settings().predictions_table), limit=limit, cursor=cursor)
 

@@ -9,8 +9,9 @@ with gc_paused():  # the cold start's imports, without the collector: see classi
     from aws_lambda_powertools import Logger, Tracer
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
-    from classifier import retrain, storage
+    from classifier import storage
     from classifier.aws import TRACED_LIBRARIES, client, s3, table
+    from classifier.mlops import retrain
     from classifier.settings import get_settings
 
 logger = Logger()

@@ -4,31 +4,29 @@ label, base set beside user data), GET /training-data/uploads/{upload_id} (a zip
 from classifier.coldstart import gc_paused
 
 with gc_paused():  # the cold start's imports, without the collector: see classifier.coldstart
-    import json
-    from functools import cache
-
     from aws_lambda_powertools import Logger, Metrics, Tracer
     from aws_lambda_powertools.event_handler import Response, content_types
     from aws_lambda_powertools.logging import correlation_paths
     from aws_lambda_powertools.metrics import MetricUnit
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
-    from classifier import api, http, training_data
+    from classifier.api import resolver
     from classifier.aws import TRACED_LIBRARIES, s3
-    from classifier.runtime import BASELINE_DIR
+    from classifier.cards import baseline_card
+    from classifier.mlops import bodies, training_data
     from classifier.settings import get_settings
 
 logger = Logger()
 tracer = Tracer(patch_modules=TRACED_LIBRARIES)
 metrics = Metrics()
-app = api.make_resolver(logger)
+app = resolver.make_resolver(logger)
 
 
 @app.post("/training-data")
 @tracer.capture_method
 def add_training_data() -> Response:
     event = app.current_event
-    request = http.parse_training_data(api.body(event), api.content_type(event))
+    request = bodies.parse_training_data(resolver.body(event), resolver.content_type(event))
     bucket = get_settings().artifacts_bucket
     if request.upload:
         return _json(201, training_data.create_upload(s3(), bucket))
@@ -41,19 +39,13 @@ def add_training_data() -> Response:
 @app.get("/training-data")
 @tracer.capture_method
 def training_data_summary() -> dict:
-    return training_data.summary(s3(), get_settings().artifacts_bucket, base_counts())
+    return training_data.summary(s3(), get_settings().artifacts_bucket, baseline_card()["training_data"]["counts"])
 
 
 @app.get("/training-data/uploads/<upload_id>")
 @tracer.capture_method
 def upload_report(upload_id: str) -> dict:
     return training_data.upload_status(s3(), get_settings().artifacts_bucket, upload_id)
-
-
-@cache
-def base_counts() -> dict[str, int]:
-    """The fixed base set's images per label, as the shipped baseline's card records them."""
-    return json.loads((BASELINE_DIR / "card.json").read_text())["training_data"]["counts"]
 
 
 def _json(status: int, body: dict) -> Response:

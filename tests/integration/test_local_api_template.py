@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from classifier import aws as aws_clients
-from classifier import serving
+from classifier.api import model_provider
 from classifier.labels import LABELS
 from classifier.settings import get_settings
 from infra.local_api import LocalApi
@@ -27,7 +27,7 @@ def reset_process_state() -> None:
     """Clients and the model cached by an earlier test would point at another moto."""
     get_settings.cache_clear()
     aws_clients.reset_clients()
-    serving.set_provider(None)
+    model_provider.set_provider(None)
 
 
 @pytest.fixture(scope="module")

@@ -2,21 +2,21 @@
 the double-normalisation regression, Keras/LiteRT agreement, size, and card consistency."""
 
 import hashlib
-import json
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 
+from classifier.cards import baseline_card
 from classifier.errors import InputContractError
 from classifier.evaluation import evaluate, predict_batched
 from classifier.labels import LABEL_INDEX, LABELS
-from classifier.runtime import TFLiteModel
+from classifier.litert import TFLiteModel
 from tests.conftest import BASELINE_DIR, REPO
 
 pytestmark = pytest.mark.model
-CARD = json.loads((BASELINE_DIR / "card.json").read_text())
+CARD = baseline_card()
 MAX_TFLITE_BYTES = 4 * 1024 * 1024
 
 
@@ -76,7 +76,7 @@ def test_tflite_and_keras_agree_on_top1(model, test_set):
 
 
 def test_serving_modules_never_import_tensorflow():
-    code = ("import sys, classifier.runtime, classifier.preprocessing, classifier.evaluation, "
+    code = ("import sys, classifier.litert, classifier.preprocessing, classifier.evaluation, "
             "classifier.datasets; bad = [m for m in ('tensorflow', 'keras') if m in sys.modules]; "
             "sys.exit(f'imported {bad}' if bad else 0)")
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO / "layers" / "classifier",

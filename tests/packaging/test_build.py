@@ -13,7 +13,7 @@ import pytest
 
 from classifier.aws import SERVICES
 from infra.build import build_function, build_layer
-from infra.local_api import create_storage
+from infra.moto_server import moto_server
 from tests.unit.conftest import FUNCTION_ENVIRONMENT, REGION, REPO, TEMPLATE
 
 pytestmark = pytest.mark.build
@@ -120,28 +120,13 @@ print(json.dumps({
 
 
 @pytest.mark.slow
-def test_the_predict_handler_runs_from_the_build_output_alone(tmp_path, load_event, monkeypatch, capsys):
+def test_the_predict_handler_runs_from_the_build_output_alone(tmp_path, load_event, capsys):
     # given the layer built for this Python by the same makefile, and the function's build output
     layer = build_layer(tmp_path / "layer")
     function = build_function("PredictFunction", REPO / "functions" / "predict", tmp_path / "function")
 
     # and DynamoDB and S3 from a moto server, with the template's tables
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        aws_env = {
-            "AWS_ENDPOINT_URL": f"http://{host}:{port}",
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_DEFAULT_REGION": REGION,
-        }
-        for key, value in aws_env.items():
-            monkeypatch.setenv(key, value)
-        create_storage(TEMPLATE, REGION)
-
+    with moto_server(TEMPLATE, REGION) as aws_env:
         # when a fresh interpreter without site-packages imports the handler from the function folder,
         # with the layer's python/ on the path as Lambda mounts it at /opt/python
         env = {
@@ -159,8 +144,6 @@ def test_the_predict_handler_runs_from_the_build_output_alone(tmp_path, load_eve
             capture_output=True,
             text=True,
         )
-    finally:
-        server.stop()
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout.splitlines()[-1])
 

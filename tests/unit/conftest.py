@@ -9,7 +9,7 @@ import pytest
 from moto import mock_aws
 
 from classifier import aws as aws_clients
-from classifier import serving
+from classifier.api import model_provider
 from classifier.settings import get_settings
 from infra.local_api import create_storage
 from infra.template import Template
@@ -31,7 +31,7 @@ def reset_process_state() -> None:
     """What a fresh Lambda sandbox would not have: cached settings, clients and the serving model."""
     get_settings.cache_clear()
     aws_clients.reset_clients()
-    serving.set_provider(None)
+    model_provider.set_provider(None)
 
 
 @pytest.fixture

@@ -6,8 +6,8 @@ import gzip
 import json
 
 import pytest
-
 import slim_botocore
+
 from classifier.aws import SERVICES, client
 from classifier.coldstart import gc_paused
 

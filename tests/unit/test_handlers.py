@@ -8,7 +8,7 @@ import json
 import pytest
 from PIL import Image
 
-from classifier import records
+from classifier.api import records
 from classifier.labels import LABELS
 from classifier.limits import MAX_BATCH_IMAGES, MAX_PAYLOAD_BYTES
 from functions.batch import app as batch
@@ -73,7 +73,7 @@ def test_batch_multipart_takes_repeated_files(aws, load_event, lambda_context):
 
 def test_batch_runs_the_model_once(aws, load_event, lambda_context, monkeypatch):
     calls = []
-    original = batch.serving.current_model
+    original = batch.model_provider.current_model
 
     def counting_model():
         served = original()
@@ -83,7 +83,7 @@ def test_batch_runs_the_model_once(aws, load_event, lambda_context, monkeypatch)
         )
         return served
 
-    monkeypatch.setattr(batch.serving, "current_model", counting_model)
+    monkeypatch.setattr(batch.model_provider, "current_model", counting_model)
     call(batch, load_event("batch-json"), lambda_context)
     assert calls == [3]
 

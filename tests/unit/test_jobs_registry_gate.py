@@ -4,12 +4,13 @@ import json
 
 import pytest
 
-from classifier import gate, jobs, registry
+from classifier import gate
+from classifier.cards import baseline_card
 from classifier.errors import ConflictError, RequestShapeError, ResourceNotFoundError
-from tests.conftest import BASELINE_DIR
+from classifier.mlops import jobs, registry
 from tests.unit.conftest import FUNCTION_ENVIRONMENT
 
-BASELINE_CARD = json.loads((BASELINE_DIR / "card.json").read_text())
+BASELINE_CARD = baseline_card()
 
 
 @pytest.fixture

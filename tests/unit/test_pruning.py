@@ -20,7 +20,7 @@ def _model_with_live_statistics(widths=WIDTHS, seed=0):
     """A random model whose batch norms have non-trivial statistics (so channels differ)."""
     import keras
 
-    from classifier.model import make_model
+    from classifier.training.network import make_model
 
     keras.utils.set_random_seed(seed)
     model = make_model(widths)
@@ -39,7 +39,7 @@ def _kill_channels(model, dead: dict[str, np.ndarray]) -> None:
     """Zero the weights that read each named conv's ``dead`` channels (in the next conv or the head)."""
     import keras
 
-    from classifier.pruning import conv_layer_names
+    from classifier.training.pruning import conv_layer_names
 
     convs = conv_layer_names(model)
     for name, channels in dead.items():
@@ -51,7 +51,7 @@ def _kill_channels(model, dead: dict[str, np.ndarray]) -> None:
 
 
 def test_pruning_to_the_same_widths_keeps_the_network_exactly():
-    from classifier.pruning import prune_channels
+    from classifier.training.pruning import prune_channels
 
     model = _model_with_live_statistics()
     images = _images(64)
@@ -62,7 +62,7 @@ def test_pruning_to_the_same_widths_keeps_the_network_exactly():
 
 
 def test_pruning_drops_the_channels_nothing_reads_and_keeps_the_function():
-    from classifier.pruning import prune_channels
+    from classifier.training.pruning import prune_channels
 
     model = _model_with_live_statistics()
     # half of block 2's and block 3's channels are read by nothing downstream
@@ -78,14 +78,14 @@ def test_pruning_drops_the_channels_nothing_reads_and_keeps_the_function():
 
 
 def test_pruning_refuses_to_widen():
-    from classifier.pruning import prune_channels
+    from classifier.training.pruning import prune_channels
 
     with pytest.raises(ValueError, match="at most the original"):
         prune_channels(_model_with_live_statistics(), (8, 16, 32, 16), _images(8))
 
 
 def test_distillation_mixes_the_teachers_probabilities_into_the_targets():
-    from classifier.training import HyperParameters, epoch_data
+    from classifier.training.trainer import HyperParameters, epoch_data
 
     labels = np.arange(20) % 10
     teacher = np.full((20, 10), 0.1, dtype=np.float32)

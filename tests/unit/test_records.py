@@ -9,10 +9,12 @@ import numpy as np
 import pytest
 from botocore.exceptions import ClientError
 
-from classifier import records
+from classifier import clock
+from classifier.api import records
+from classifier.api.records import PredictionRecord
+from classifier.aws import codec
 from classifier.errors import InvalidParameterError, InvalidRecordError, ResourceNotFoundError
 from classifier.labels import LABELS
-from classifier.records import PredictionRecord
 
 
 def make_record(**changes) -> PredictionRecord:
@@ -20,7 +22,7 @@ def make_record(**changes) -> PredictionRecord:
     probabilities[5] = 0.82
     record = PredictionRecord(
         id=records.new_id(),
-        created_at=records.utc_now(),
+        created_at=clock.utc_now(),
         label="dog",
         label_index=np.int64(5),
         confidence=probabilities[5],
@@ -54,8 +56,8 @@ def make_record(**changes) -> PredictionRecord:
 )
 def test_numbers_become_decimals_and_come_back_as_json_numbers(value, stored, read_back):
     # given a number as numpy or Python produce it, when it goes into an item and back
-    item = records.to_dynamo({"x": value})
-    back = records.from_dynamo(item)
+    item = codec.to_dynamo({"x": value})
+    back = codec.from_dynamo(item)
 
     # then the item holds the Decimal of its shortest text, and JSON gets a plain number of the same value
     assert item["x"] == stored and isinstance(item["x"], Decimal)
@@ -69,16 +71,16 @@ def test_numbers_become_decimals_and_come_back_as_json_numbers(value, stored, re
 )
 def test_nan_and_infinity_are_refused(value):
     with pytest.raises(InvalidRecordError):
-        records.to_dynamo({"probabilities": [0.5, value]})
+        codec.to_dynamo({"probabilities": [0.5, value]})
 
 
 def test_unknown_types_are_refused_not_stringified():
     with pytest.raises(InvalidRecordError):
-        records.to_dynamo({"when": object()})
+        codec.to_dynamo({"when": object()})
 
 
 def test_numpy_arrays_and_bools_convert_elementwise():
-    item = records.to_dynamo({"p": np.array([0.5, 0.25], dtype=np.float32), "ok": np.bool_(True)})
+    item = codec.to_dynamo({"p": np.array([0.5, 0.25], dtype=np.float32), "ok": np.bool_(True)})
     assert item == {"p": [Decimal("0.5"), Decimal("0.25")], "ok": True}
 
 
@@ -93,7 +95,7 @@ def test_a_record_round_trips_through_an_item():
     )
     assert list(back["probabilities"]) == list(LABELS)
     assert "kind" not in back
-    assert back == records.to_json({k: v for k, v in vars(record).items() if v is not None})
+    assert back == codec.to_json({k: v for k, v in vars(record).items() if v is not None})
 
 
 def test_records_are_stored_and_read_back(aws):

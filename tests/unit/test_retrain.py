@@ -6,9 +6,9 @@ import time
 
 import pytest
 
-from classifier import jobs, registry, retrain
 from classifier.aws import table
-from classifier.training_data import add_images
+from classifier.mlops import jobs, registry, retrain
+from classifier.mlops.training_data import add_images
 from tests.conftest import sample_zip
 from tests.unit.conftest import FUNCTION_ENVIRONMENT
 

@@ -6,8 +6,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from classifier import jobs
 from classifier.aws import table
+from classifier.mlops import jobs
 from infra.template import dockerfile_copies
 from tests.conftest import REPO, sample_zip
 from tests.unit.conftest import FUNCTION_ENVIRONMENT

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from classifier.errors import InputContractError, ModelLoadError
-from classifier.runtime import TFLiteModel
+from classifier.litert import TFLiteModel
 from tests.conftest import BASELINE_DIR
 
 MODEL_PATH = BASELINE_DIR / "model.tflite"

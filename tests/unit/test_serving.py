@@ -7,13 +7,15 @@ import json
 import numpy as np
 import pytest
 
-from classifier import registry, serving, storage
+from classifier import storage
+from classifier.api import model_provider
+from classifier.api.model_provider import ModelProvider, load_baseline, registry_provider
+from classifier.cards import BASELINE_DIR, baseline_card
 from classifier.errors import ModelLoadError
-from classifier.runtime import BASELINE_DIR
-from classifier.serving import ModelProvider, load_baseline, registry_provider
+from classifier.mlops import registry
 
 BASELINE_BYTES = (BASELINE_DIR / "model.tflite").read_bytes()
-BASELINE_VERSION = json.loads((BASELINE_DIR / "card.json").read_text())["version"]
+BASELINE_VERSION = baseline_card()["version"]
 SHA = hashlib.sha256(BASELINE_BYTES).hexdigest()
 
 
@@ -34,12 +36,12 @@ def clock():
 def provider(aws, clock, monkeypatch) -> ModelProvider:
     """The functions' provider (registry in moto), with a 60 s refresh and a clock the test moves."""
     monkeypatch.setenv("MODEL_REFRESH_SECONDS", "60")
-    serving.get_settings.cache_clear()
+    model_provider.get_settings.cache_clear()
     return registry_provider(clock=clock)
 
 
 def publish(aws, version: str, content: bytes = BASELINE_BYTES, *, key: str | None = None) -> None:
-    """What promotion does (issue 5): the artifact in S3, the version item, then the pointer."""
+    """What promotion does: the artifact in S3, the version item, then the pointer."""
     key = key or storage.model_key(version)
     aws.s3.put_object(Bucket=aws.bucket, Key=key, Body=content)
     aws.models.put_item(Item={"version": version, "status": "promoted", "sha256": SHA, "tflite_key": key})
@@ -133,8 +135,8 @@ def test_an_unreachable_registry_keeps_the_serving_model(aws, provider, clock):
 
 def test_no_models_table_configured_means_baseline_only(aws, monkeypatch):
     monkeypatch.setenv("MODELS_TABLE", "")
-    serving.get_settings.cache_clear()
-    assert serving.current_model().version == BASELINE_VERSION
+    model_provider.get_settings.cache_clear()
+    assert model_provider.current_model().version == BASELINE_VERSION
 
 
 def test_the_baseline_is_checked_against_its_card(tmp_path):
@@ -147,8 +149,8 @@ def test_the_baseline_is_checked_against_its_card(tmp_path):
 
 
 def test_nothing_is_loaded_at_import():
-    serving.set_provider(None)
-    assert serving._provider is None
+    model_provider.set_provider(None)
+    assert model_provider._provider is None
 
 
 def test_expiring_makes_the_next_request_reread_the_pointer(aws, provider, clock):

@@ -11,8 +11,9 @@ import pytest
 import snapshot_restore_py
 
 from classifier import aws as aws_clients
-from classifier import registry, serving
+from classifier.api import model_provider
 from classifier.coldstart import on_snapstart
+from classifier.mlops import registry
 from functions.batch import app as batch
 from functions.predict import app as predict
 from tests.unit.test_serving import BASELINE_VERSION, publish
@@ -63,8 +64,8 @@ def test_outside_snapstart_nothing_is_registered(monkeypatch, hooks, initializat
 @pytest.mark.parametrize("module", [predict, batch], ids=["predict", "batch"])
 def test_the_handlers_register_their_hooks_under_snapstart(hooks, initialised_for_a_snapshot, module):
     initialised_for_a_snapshot(module)
-    assert [function for function, _, _ in hooks.before] == [serving.before_snapshot]
-    assert [function for function, _, _ in hooks.after] == [random.seed, serving.after_restore]
+    assert [function for function, _, _ in hooks.before] == [model_provider.before_snapshot]
+    assert [function for function, _, _ in hooks.after] == [random.seed, model_provider.after_restore]
 
 
 def test_a_restored_predict_function_answers_from_its_snapshot_with_the_current_registry(
@@ -80,7 +81,7 @@ def test_a_restored_predict_function_answers_from_its_snapshot_with_the_current_
 
     # when Lambda runs the before-snapshot hooks, the model is loaded then, before any request
     run(hooks.before)
-    assert len(reads) == 1 and serving.current_model().version == BASELINE_VERSION
+    assert len(reads) == 1 and model_provider.current_model().version == BASELINE_VERSION
 
     # and a version is promoted while the snapshot waits, within the pointer's refresh interval
     publish(aws, "v2")
@@ -107,7 +108,7 @@ def test_the_snapshot_holds_the_clients_but_none_of_their_connections(aws, monke
         )
 
     # when the before-snapshot hook runs
-    model = serving.before_snapshot()
+    model = model_provider.before_snapshot()
 
     # then the model is loaded, every client made was closed, and a closed client still answers
     assert model.version == BASELINE_VERSION

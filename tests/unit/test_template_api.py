@@ -1,5 +1,5 @@
 """The API section of ``template.yaml``: keys on every route, one throttle per route from the
-figures in ARCHITECTURE.md, gateway responses in the functions' error form."""
+figures in docs/architecture.md, gateway responses in the functions' error form."""
 
 import json
 from pathlib import Path
@@ -11,7 +11,7 @@ from infra.template import Template
 REPO = Path(__file__).resolve().parents[2]
 TEMPLATE = Template(REPO / "template.yaml")
 
-# ARCHITECTURE.md's limits per key: (requests, window in seconds).
+# The limits per key in docs/architecture.md: (requests, window in seconds).
 LIMITS = {
     "/predict/POST": (30, 60),
     "/predict/batch/POST": (10, 60),

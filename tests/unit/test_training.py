@@ -26,7 +26,7 @@ def run_train(data, out, *extra, wait=True):
 
 
 def test_augment_is_a_pure_function_of_seed_and_epoch():
-    from classifier.training import augment
+    from classifier.training.trainer import augment
 
     images = np.random.default_rng(0).integers(0, 256, (64, 32, 32, 3), dtype=np.uint8)
 
@@ -37,7 +37,7 @@ def test_augment_is_a_pure_function_of_seed_and_epoch():
 
 
 def test_augment_flips_and_shifts_whole_images():
-    from classifier.training import augment
+    from classifier.training.trainer import augment
 
     image = np.zeros((1, 32, 32, 3), dtype=np.uint8)
     image[0, :, :8] = 255  # a bright band on the left
@@ -50,7 +50,7 @@ def test_augment_flips_and_shifts_whole_images():
 
 
 def test_one_cycle_schedule_rises_then_falls_to_zero():
-    from classifier.training import OneCycle
+    from classifier.training.trainer import OneCycle
 
     schedule = OneCycle(peak=0.4, total_steps=100, warmup_steps=20)
     values = [float(schedule(step)) for step in (0, 10, 20, 60, 100)]
@@ -60,7 +60,7 @@ def test_one_cycle_schedule_rises_then_falls_to_zero():
 
 
 def test_time_budget_sizes_the_number_of_epochs():
-    from classifier.training import HyperParameters, plan_epochs
+    from classifier.training.trainer import HyperParameters, plan_epochs
 
     hp = HyperParameters(epochs=50)
 
@@ -72,7 +72,7 @@ def test_time_budget_sizes_the_number_of_epochs():
 
 @pytest.mark.slow
 def test_tiny_training_run_exports_a_loadable_tflite_and_card(tmp_path, test_zip):
-    from classifier.runtime import TFLiteModel
+    from classifier.litert import TFLiteModel
 
     trained = run_train(test_zip, tmp_path, "--epochs", "2")
     assert trained.returncode == 0, trained.stderr
@@ -127,8 +127,8 @@ def test_a_killed_run_resumes_and_ends_where_an_uninterrupted_run_ends(tmp_path,
 
 def test_fine_tuning_keeps_the_init_models_widths(tmp_path):
     # given a model narrower than the defaults (as the shipped one may be) and default hyper-parameters
-    from classifier.model import DEFAULT_WIDTHS, make_model
-    from classifier.training import HyperParameters, train, widths_of
+    from classifier.training.network import DEFAULT_WIDTHS, make_model
+    from classifier.training.trainer import HyperParameters, train, widths_of
 
     init = make_model((8, 16, 16, 16))
     assert widths_of(init) != DEFAULT_WIDTHS

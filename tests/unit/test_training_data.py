@@ -6,9 +6,10 @@ import zipfile
 
 import pytest
 
-from classifier import storage, training_data
+from classifier import storage
 from classifier.errors import RequestShapeError, ResourceNotFoundError, TooManyImagesError, UploadRefusedError
 from classifier.limits import MAX_DIRECT_TRAINING_IMAGES
+from classifier.mlops import training_data
 from tests.conftest import encode, gradient
 
 PNG = encode(gradient(), "PNG")

@@ -1,6 +1,15 @@
-"""CIFAR-10 classifier: preprocessing contract, datasets, model, training, export, runtime.
+"""CIFAR-10 classifier: the package every function of the service shares (the Lambda layer).
 
-Serving imports only ``labels``, ``limits``, ``errors``, ``preprocessing``, ``runtime`` and the
-modules built on them (numpy, Pillow, LiteRT). ``model``, ``training`` and ``export`` need Keras
-(and TensorFlow for export) and are imported only by training code.
+Layers, each importing only the ones before it (``tests/unit/test_layering.py`` checks it)::
+
+    core            labels, limits, errors, settings, storage, clock, cards, preprocessing,
+                    payloads, litert, datasets, evaluation, gate, coldstart
+    training        the Keras network, training, pruning, export, CLI (Keras/TensorFlow)
+    aws             botocore clients, the DynamoDB table, the number codec
+    mlops           registry, models rules, retraining jobs, retraining, training data
+    api             resolver, request bodies, inference, model provider, predict, records
+    functions/      the Lambda handlers (outside the package)
+
+``training`` stands beside ``aws``: it needs only the core, and only ``mlops.retrain`` and the
+command line import it. The predict and batch functions never do (no TensorFlow in serving).
 """

@@ -1,5 +1,5 @@
 """Command line: ``python -m classifier {train,export,evaluate}``. See ``--help`` of each."""
 
-from classifier.cli import main
+from classifier.training.cli import main
 
 raise SystemExit(main())

@@ -16,7 +16,6 @@ import io
 import os
 import pickle
 import tarfile
-import tempfile
 import zipfile
 from collections import Counter
 from pathlib import Path, PurePosixPath
@@ -85,14 +84,11 @@ def concatenate(*datasets: Dataset) -> Dataset:
 
 
 def load_dataset(source: str | os.PathLike, split: str = "train") -> Dataset:
-    """Load a zip of class folders or a CIFAR-10 tarball from a path or an ``s3://`` URI.
-    ``split`` chooses the tarball's part ("train" or "test"); a zip is all one split."""
-    source = str(source)
-    if source.startswith("s3://"):
-        with tempfile.TemporaryDirectory() as tmp:
-            local = Path(tmp) / PurePosixPath(source).name
-            _download_s3(source, local)
-            return load_dataset(local, split)
+    """Load a zip of class folders or a CIFAR-10 tarball from a local path (an ``s3://`` URI is
+    fetched first with :func:`classifier.aws.local_copy`). ``split`` chooses the tarball's part
+    ("train" or "test"); a zip is all one split."""
+    if str(source).startswith("s3://"):
+        raise DatasetError(f"{source} is in S3: fetch it with classifier.aws.local_copy first.")
     path = Path(source)
     if not path.is_file():
         raise DatasetError(f"No dataset file at {path}.")
@@ -156,11 +152,3 @@ def _stack(images, labels, rejected, names) -> Dataset:
     stacked = np.stack(images) if images else np.zeros((0, IMAGE_SIZE, IMAGE_SIZE, CHANNELS), np.uint8)
     return Dataset(stacked, np.asarray(labels, dtype=np.int64), tuple(rejected), tuple(names))
 
-
-def _download_s3(uri: str, destination: Path) -> None:
-    from classifier import aws  # only for s3:// sources
-
-    bucket, _, key = uri.removeprefix("s3://").partition("/")
-    if not bucket or not key:
-        raise DatasetError(f"{uri} is not an s3://bucket/key URI.")
-    aws.download_file(aws.s3(), bucket, key, destination)

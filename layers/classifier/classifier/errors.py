@@ -131,3 +131,8 @@ class ConflictError(ClassifierError):
 
     code = "conflict"
     http_status = 409
+
+
+def error_body(error: ClassifierError) -> dict:
+    """The API's error document: ``{"error": {"code": ..., "message": ...}}``."""
+    return {"error": {"code": error.code, "message": str(error)}}

@@ -82,7 +82,7 @@ def predictor_for(path: str | Path, num_threads: int | None = None) -> Predict:
     if path.suffix == ".tflite":
         import os
 
-        from classifier.runtime import TFLiteModel
+        from classifier.litert import TFLiteModel
 
         return TFLiteModel.from_path(path, num_threads=num_threads or os.cpu_count() or 1).predict
     import keras

@@ -12,14 +12,15 @@ MAX_IMAGE_PIXELS = 40_000_000  # width x height, checked before decoding (decomp
 MIN_IMAGE_SIDE = 16  # pixels; smaller images carry too little to classify
 SUPPORTED_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "GIF", "BMP"})
 
-# API limits (issue 3): what the predict and batch functions accept in one request.
+# API limits: what the predict and batch functions accept in one request.
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024  # Lambda's synchronous invocation payload, the request body included
 MAX_BATCH_IMAGES = 64  # images in one POST /predict/batch
 DEFAULT_TOP_K = 3  # classes in a response's ``top_k`` unless the ``top_k`` query parameter says otherwise
 DEFAULT_LIST_LIMIT = 20  # records per page of GET /predictions
 MAX_LIST_LIMIT = 100
+MAX_JSON_DEPTH = 32  # nesting of a JSON body; no route's document needs more than 4
 
-# Training data (issue 5): direct uploads and zip uploads of class folders.
+# Training data: direct uploads and zip uploads of class folders.
 MAX_DIRECT_TRAINING_IMAGES = 64  # images in one POST /training-data request
 MAX_UPLOAD_ZIP_BYTES = 512 * 1024 * 1024  # a presigned zip upload (enforced by the presigned POST policy)
 MAX_ZIP_ENTRIES = 60_000  # files in one zip: CIFAR-10's 50,000 training images fit

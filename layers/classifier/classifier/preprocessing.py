@@ -2,7 +2,7 @@
 
 Serving, training-data ingestion and the training pipeline all call :func:`decode_image`, so
 training and serving cannot disagree. Pixels are never scaled here: the model normalises inside
-its own graph and takes ``uint8`` input (see ``classifier.runtime``).
+its own graph and takes ``uint8`` input (see :mod:`classifier.litert`).
 
 Steps: size checks on the encoded bytes, format check, pixel-count check before decoding
 (decompression bombs), decode, EXIF orientation, conversion of every mode to RGB (alpha is

@@ -21,14 +21,16 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from classifier import gate, jobs, registry, storage
-from classifier.aws import download_file, is_missing, upload_file
+from classifier import gate, storage
+from classifier.aws import download_file, is_missing, local_copy, upload_file
+from classifier.cards import BASELINE_DIR, baseline_card
 from classifier.datasets import concatenate, load_dataset
 from classifier.evaluation import metrics, predict_batched
-from classifier.export import export_model, new_version
-from classifier.runtime import BASELINE_DIR, TFLiteModel
-from classifier.training import STATE_FILE, HyperParameters, save_run, train
-from classifier.training_data import load_user_data
+from classifier.litert import TFLiteModel
+from classifier.mlops import jobs, registry
+from classifier.mlops.training_data import load_user_data
+from classifier.training.export import export_model, new_version
+from classifier.training.trainer import STATE_FILE, HyperParameters, save_run, train
 
 CONTINUE = "continue"
 EXPORT_RESERVE_SECONDS = 180  # left for evaluation, export and uploads after the last epoch
@@ -72,7 +74,7 @@ def _advance(job: dict, env: Environment, deadline: float, log: Callable[[str], 
     jobs.update(env.jobs_table, job_id, status="running", invocations=int(job.get("invocations", 0)) + 1,
                 parent_version=parent)
 
-    data = load_dataset(env.base_train, "train")
+    data = load_dataset(local_copy(env.base_train, work / "datasets"), "train")
     if job.get("max_images"):
         data = data.sample(min(job["max_images"], len(data)))
     user = load_user_data(env.s3, env.bucket)
@@ -113,10 +115,11 @@ def _finish(job_id, env, work, result, data, parent, parent_dir) -> str:
     out = work / "out"
     model_path = save_run(result, out, data, source=env.base_train + " + training-data/", parent=parent)
     version = new_version()
-    card = export_model(model_path, out, test_data=env.base_test, version=version, parent=parent)
+    base_test = local_copy(env.base_test, work / "datasets")
+    card = export_model(model_path, out, test_data=base_test, version=version, parent=parent)
     for name in (storage.TFLITE_NAME, storage.KERAS_NAME, storage.CARD_NAME):
         upload_file(env.s3, out / name, env.bucket, storage.model_key(version, name))
-    decision = gate.check(card, _evaluate_parent(parent_dir, env.base_test))
+    decision = gate.check(card, _evaluate_parent(parent_dir, base_test))
     status = registry.ModelStatus.CANDIDATE if decision.passed else registry.ModelStatus.REJECTED
     registry.put_version(env.models_table, registry.version_item(card, status, "; ".join(decision.reasons) or None))
     # loss and accuracy in the job are training progress; the verdict's figures are the test set's
@@ -140,7 +143,7 @@ def _parent(job: dict, env: Environment, work: Path) -> tuple[str, Path]:
     if version is None:
         pointer = registry.read_pointer(env.models_table)
         version = pointer.version if pointer else None
-    baseline = json.loads((BASELINE_DIR / storage.CARD_NAME).read_text())["version"]
+    baseline = baseline_card()["version"]
     if version is None or version == baseline:
         return baseline, BASELINE_DIR  # the image carries it, whether or not S3 has a copy
     target = work / "parent"
@@ -151,7 +154,7 @@ def _parent(job: dict, env: Environment, work: Path) -> tuple[str, Path]:
     return version, target
 
 
-def _evaluate_parent(parent_dir: Path, base_test: str) -> dict:
+def _evaluate_parent(parent_dir: Path, base_test: Path) -> dict:
     """The parent's metrics on the same test set the candidate was just evaluated on, so the gate
     compares like with like even if the parent's card was measured on another copy of it."""
     test = load_dataset(base_test, "test")

@@ -12,15 +12,16 @@ transaction. A lock whose heartbeat is older than ``STALE_LOCK_SECONDS`` (its jo
 running its own failure path, e.g. out of memory) can be taken over.
 """
 
-import datetime
+import json
 import time
 import uuid
 from typing import Any
 
 from botocore.exceptions import ClientError
 
+from classifier.aws.codec import from_dynamo, to_dynamo
+from classifier.clock import utc_timestamp
 from classifier.errors import ConflictError, RequestShapeError, ResourceNotFoundError
-from classifier.records import from_dynamo, to_dynamo
 
 LOCK_ID = "LOCK"
 STALE_LOCK_SECONDS = 1800  # two retrain invocations (900 s each) without a heartbeat
@@ -55,7 +56,7 @@ def parse_request(body: Any) -> dict:
 def create_job(table: Any, request: dict, now: float | None = None) -> dict:
     """Record a queued job and take the lock atomically; ConflictError (409) while one is active."""
     now = time.time() if now is None else now
-    job = {"job_id": uuid.uuid4().hex, "status": "queued", "created_at": _iso(now), "updated_at": _iso(now),
+    job = {"job_id": uuid.uuid4().hex, "status": "queued", "created_at": utc_timestamp(now), "updated_at": utc_timestamp(now),
            "invocations": 0, **request}
     lock = {"job_id": LOCK_ID, "active_job": job["job_id"], "heartbeat": int(now)}
     try:
@@ -73,6 +74,14 @@ def create_job(table: Any, request: dict, now: float | None = None) -> dict:
         raise ConflictError(
             f"Retraining job {holder} is still running; one job runs at a time. Follow it with GET /retrain/{holder}."
         ) from error
+    return job
+
+
+def start_job(table: Any, lambda_client: Any, function_name: str, request: dict) -> dict:
+    """Record a job (:func:`create_job`) and invoke the retraining function on it asynchronously."""
+    job = create_job(table, request)
+    lambda_client.invoke(FunctionName=function_name, InvocationType="Event",
+                         Payload=json.dumps({"job_id": job["job_id"]}).encode())
     return job
 
 
@@ -101,7 +110,7 @@ def get_job(table: Any, job_id: str) -> dict:
 
 def update(table: Any, job_id: str, **fields: Any) -> None:
     """Set fields on a job (progress, status) and refresh the lock's heartbeat."""
-    fields["updated_at"] = _iso(time.time())
+    fields["updated_at"] = utc_timestamp(time.time())
     names = {f"#{name}": name for name in fields}
     values = {f":{name}": to_dynamo(value) for name, value in fields.items()}
     table.update_item(
@@ -121,7 +130,7 @@ def update(table: Any, job_id: str, **fields: Any) -> None:
 
 def finish(table: Any, job_id: str, status: str, **fields: Any) -> None:
     """Record the job's end (succeeded, rejected or failed) and free the lock."""
-    update(table, job_id, status=status, finished_at=_iso(time.time()), **fields)
+    update(table, job_id, status=status, finished_at=utc_timestamp(time.time()), **fields)
     try:
         table.delete_item(Key={"job_id": LOCK_ID}, ConditionExpression="active_job = :job",
                           ExpressionAttributeValues={":job": job_id})
@@ -129,6 +138,3 @@ def finish(table: Any, job_id: str, status: str, **fields: Any) -> None:
         if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
             raise  # the lock already belongs to another job (taken over as stale): leave it
 
-
-def _iso(seconds: float) -> str:
-    return datetime.datetime.fromtimestamp(seconds, datetime.UTC).isoformat(timespec="seconds")

@@ -8,7 +8,7 @@ boto3's resource (str, bool, None, int, Decimal, bytes, list, dict, sets), so ca
 same either way.
 
 Floats are refused here, as boto3 refuses them: every number stored goes through
-``records.to_dynamo`` (``Decimal(str(x))``), so a numpy float can never reach a write half-done.
+:func:`classifier.aws.codec.to_dynamo` (``Decimal(str(x))``), so a numpy float can never reach a write half-done.
 """
 
 import time

@@ -9,8 +9,8 @@ and one pointer item naming the version serving traffic::
 
     {"version": "CURRENT", "current_version": "v3", "sha256": "<hex of v3's .tflite>"}
 
-No pointer item means "serve the baseline shipped in the layer". Promotion and rollback (retraining,
-issue 5) are one conditional write of the pointer item; serving only reads it (``classifier.serving``).
+No pointer item means "serve the baseline shipped in the layer". Promotion and rollback are one
+conditional write of the pointer item; serving only reads it (:mod:`classifier.api.model_provider`).
 """
 
 from dataclasses import dataclass
@@ -20,8 +20,8 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from classifier import storage
+from classifier.aws.codec import from_dynamo, to_dynamo
 from classifier.errors import ConflictError, RegistryError, ResourceNotFoundError
-from classifier.records import from_dynamo, to_dynamo
 
 POINTER_VERSION = "CURRENT"  # the ``version`` key of the pointer item
 

@@ -5,10 +5,12 @@ Backend-neutral Keras (runs under ``KERAS_BACKEND=jax`` on a GPU or ``tensorflow
 Augmentation is a pure function of (images, seed, epoch), so a resumed run sees exactly the
 batches an uninterrupted run would have seen, and ends with the same weights.
 
-Evidence for the recipe (one NVIDIA H100, JAX backend, mixed_bfloat16, batch 512, three runs
-side by side, about 1 s an epoch each; infra/train-on-gpu.sh; Keras accuracy on the 5,000-image
-test zip, widths (32, 64, 256, 256), 1.98M parameters, 200 epochs, flip + 4-pixel translation,
-label smoothing 0.2, SGD Nesterov, one-cycle LR):
+Evidence for the recipe: ONE run per row (seed 0), so there is no spread to report, and gaps of
+under about half a point between rows are not evidence either way. One NVIDIA H100, JAX backend,
+mixed_bfloat16, batch 512, three recipes trained side by side at about 1 s an epoch each
+(infra/train-on-gpu.sh); Keras accuracy on the 5,000-image test zip; widths (32, 64, 256, 256),
+1.98M parameters, 200 epochs, flip + 4-pixel translation, label smoothing 0.2, SGD Nesterov,
+one-cycle LR:
     peak LR 0.4, no cutout ............................ 90.0%  (train accuracy 99.99%: over-fits)
     peak LR 0.2, no cutout ............................ 89.8%
     peak LR 0.2, batch 256, no cutout ................. 89.4%
@@ -19,9 +21,10 @@ Horizontal-flip test-time augmentation adds 0.6 to 0.9 points at twice the infer
 On a 2-core CPU with tensorflow-cpu the same network trains at about 70 images a second.
 
 That network takes 3.2 to 3.9 ms for one image on one CPU thread, over the 3 ms goal. The shipped
-baseline is that network pruned to widths (32, 64, 192, 192) (``classifier.pruning``: 89.9% before
-any training) and distilled from it on the 2-core CPU (tensorflow-cpu, ``HyperParameters.finetune``
-with distillation 0.7, no cutout): Keras accuracy after each epoch 90.1, 90.6, 90.7, 90.9%;
+baseline is that network pruned to widths (32, 64, 192, 192) (``classifier.training.pruning``: 89.9%
+before any training) and distilled from it, one run, on the 2-core CPU (tensorflow-cpu,
+``HyperParameters.finetune`` with distillation 0.7, no cutout): Keras accuracy after each epoch
+90.1, 90.6, 90.7, 90.9%;
 4 epochs in 2,581 s; 90.96% as .tflite, 2.3 ms.
 """
 
@@ -38,7 +41,7 @@ import keras
 import numpy as np
 
 from classifier.labels import NUM_CLASSES
-from classifier.model import CIFAR10_MEAN, DEFAULT_WIDTHS, make_model
+from classifier.training.network import CIFAR10_MEAN, DEFAULT_WIDTHS, make_model
 
 STATE_FILE = "state.json"
 TEACHER_FILE = "teacher.npy"
@@ -252,7 +255,7 @@ def train(
     ``init_model`` starts from existing weights (fine-tuning) instead of a random init; the
     network keeps its widths, whatever ``hp.widths`` says (prune it first to change them).
     ``teacher`` (with ``hp.distillation`` > 0) mixes its probabilities into the targets:
-    knowledge distillation, e.g. into a pruned copy of itself (``classifier.pruning``).
+    knowledge distillation, e.g. into a pruned copy of itself (``classifier.training.pruning``).
     ``budget_seconds`` sizes the number of epochs to a time budget, measured on this machine.
     ``deadline`` (a ``time.time()`` value) stops between epochs when the next epoch would not
     finish in time; the result then says ``finished=False`` and a later call resumes.

@@ -21,8 +21,6 @@ from classifier.labels import NUM_CLASSES
 from classifier.limits import CHANNELS, IMAGE_SIZE
 
 INPUT_SHAPE = (IMAGE_SIZE, IMAGE_SIZE, CHANNELS)
-# The baseline model shipped in the layer (model.tflite + card.json), served when the registry names none.
-BASELINE_DIR = Path(__file__).resolve().parent / "baseline"
 
 
 class TFLiteModel:

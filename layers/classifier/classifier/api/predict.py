@@ -9,11 +9,13 @@ record is in the function's log (``prediction_record``) for recovery.
 from collections.abc import Sequence
 from typing import Any
 
-from classifier import records
-from classifier.http import error_body
-from classifier.inference import Classification, ImageInput, Rejected, classify
-from classifier.records import PredictionRecord
-from classifier.serving import ServedModel
+from classifier import clock
+from classifier.api import records
+from classifier.api.inference import Classification, ImageInput, Rejected, classify
+from classifier.api.model_provider import ServedModel
+from classifier.api.records import PredictionRecord
+from classifier.aws.codec import to_json
+from classifier.errors import error_body
 
 
 def predict_one(image: ImageInput, *, top_k: int, model: ServedModel, table: Any) -> dict[str, Any]:
@@ -65,7 +67,7 @@ def make_record(
 ) -> PredictionRecord:
     return PredictionRecord(
         id=records.new_id(),
-        created_at=records.utc_now(),
+        created_at=clock.utc_now(),
         label=result.label,
         label_index=result.label_index,
         confidence=result.confidence,
@@ -83,7 +85,7 @@ def make_record(
 
 
 def answer(record: PredictionRecord, result: Classification, *, top_k: int, stored: bool) -> dict[str, Any]:
-    body = records.to_json({key: value for key, value in vars(record).items() if value is not None})
-    body["top_k"] = [{"label": label, "probability": records.to_json(p)} for label, p in result.top_k(top_k)]
+    body = to_json({key: value for key, value in vars(record).items() if value is not None})
+    body["top_k"] = [{"label": label, "probability": to_json(p)} for label, p in result.top_k(top_k)]
     body["stored"] = stored
     return body

@@ -10,7 +10,6 @@ registry configured, the baseline model shipped in the layer serves. If the regi
 reached on a cold start, the baseline serves until it can.
 """
 
-import json
 import logging
 import threading
 import time
@@ -22,10 +21,12 @@ from typing import Protocol
 import numpy as np
 from botocore.exceptions import BotoCoreError, ClientError
 
-from classifier import aws, registry
+from classifier import aws
+from classifier.cards import BASELINE_DIR, read_card, tflite_path
 from classifier.errors import ModelLoadError
-from classifier.registry import Pointer
-from classifier.runtime import BASELINE_DIR, INPUT_SHAPE, TFLiteModel
+from classifier.litert import INPUT_SHAPE, TFLiteModel
+from classifier.mlops import registry
+from classifier.mlops.registry import Pointer
 from classifier.settings import get_settings
 
 logger = logging.getLogger(__name__)
@@ -47,10 +48,10 @@ class ServedModel:
 
 def load_baseline(directory: Path = BASELINE_DIR) -> ServedModel:
     """The model shipped in the layer, checked against the sha256 in its card."""
+    card = read_card(directory)
     try:
-        card = json.loads((directory / "card.json").read_text())
-        content = (directory / "model.tflite").read_bytes()
-    except (OSError, ValueError) as error:
+        content = tflite_path(directory).read_bytes()
+    except OSError as error:
         raise ModelLoadError(f"The baseline model in {directory} cannot be read: {error}") from error
     model = TFLiteModel.from_bytes(content, expected_sha256=card.get("sha256"))
     return ServedModel(version=str(card.get("version", "baseline")), sha256=model.sha256, predictor=model)

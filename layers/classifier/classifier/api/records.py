@@ -1,8 +1,7 @@
 """Prediction records in DynamoDB (``PREDICTIONS_TABLE``): one function builds the item, one reads it back.
 
-Numbers: Python and numpy floats and integers become ``Decimal(str(x))`` (``str`` of a numpy float32
-is its shortest repr, so 0.1 stays 0.1); NaN and infinity are refused with
-:class:`~classifier.errors.InvalidRecordError`. On the way out, Decimals become plain JSON numbers.
+Numbers go through :mod:`classifier.aws.codec` (``Decimal(str(x))`` in, JSON numbers out, NaN and
+infinity refused), the one codec every table shares.
 
 Writes are retried; a record that still cannot be written is logged in full (``prediction_record``)
 so it can be recovered, and the caller gets ``stored=False``. The prediction itself is never lost.
@@ -15,19 +14,16 @@ import base64
 import binascii
 import json
 import logging
-import math
 import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any
 
-import numpy as np
 from botocore.exceptions import BotoCoreError, ClientError
 
-from classifier.dynamodb import UnprocessedItemsError
+from classifier.aws.codec import from_dynamo, to_dynamo, to_json
+from classifier.aws.dynamodb import UnprocessedItemsError
 from classifier.errors import InvalidParameterError, InvalidRecordError, ResourceNotFoundError
 from classifier.labels import LABELS
 
@@ -62,71 +58,6 @@ class PredictionRecord:
 
 def new_id() -> str:
     return str(uuid.uuid4())
-
-
-def utc_now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def to_dynamo(value: Any) -> Any:
-    """``value`` with every number as a Decimal DynamoDB accepts; NaN and infinity are refused."""
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    if isinstance(value, (int, np.integer)):
-        return Decimal(int(value))
-    if isinstance(value, (float, np.floating)):
-        if not math.isfinite(value):
-            raise InvalidRecordError(
-                f"A prediction record cannot hold {value!r}: only finite numbers are stored."
-            )
-        return Decimal(str(value))
-    if isinstance(value, Decimal):
-        if not value.is_finite():
-            raise InvalidRecordError(
-                f"A prediction record cannot hold {value!r}: only finite numbers are stored."
-            )
-        return value
-    if isinstance(value, np.ndarray):
-        return [to_dynamo(item) for item in value]
-    if isinstance(value, Mapping):
-        return {str(key): to_dynamo(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [to_dynamo(item) for item in value]
-    if value is None or isinstance(value, str):
-        return value
-    raise InvalidRecordError(f"A prediction record cannot hold a {type(value).__name__}.")
-
-
-def from_dynamo(value: Any) -> Any:
-    """``value`` as read from DynamoDB, with Decimals turned into plain JSON numbers (int or float)."""
-    if isinstance(value, Decimal):
-        return (
-            int(value)
-            if value == value.to_integral_value() and value.as_tuple().exponent >= 0
-            else float(value)
-        )
-    if isinstance(value, Mapping):
-        return {key: from_dynamo(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple, set)):
-        return [from_dynamo(item) for item in value]
-    return value
-
-
-def to_json(value: Any) -> Any:
-    """``value`` with numpy scalars as plain Python numbers, the same figures a stored record reads back."""
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.floating):
-        return float(str(value))
-    if isinstance(value, np.ndarray):
-        return [to_json(item) for item in value]
-    if isinstance(value, Mapping):
-        return {str(key): to_json(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [to_json(item) for item in value]
-    return value
 
 
 def to_item(record: PredictionRecord) -> dict[str, Any]:

@@ -9,10 +9,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from classifier.api.model_provider import Predictor
 from classifier.errors import ClassifierError, InvalidImageError
 from classifier.labels import LABELS
 from classifier.preprocessing import decode_image
-from classifier.serving import Predictor
 
 
 @dataclass(frozen=True)

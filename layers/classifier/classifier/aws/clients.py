@@ -4,7 +4,7 @@ them). Nothing here runs at import, so tests start moto before the first call an
 (moto server, LocalStack).
 
 The functions use botocore alone, never boto3: importing boto3 and building its DynamoDB resource
-adds 0.1 to 0.15 s to a cold start (``make bench``). :mod:`classifier.dynamodb` gives the same
+adds 0.1 to 0.15 s to a cold start (``make bench``). :mod:`classifier.aws.dynamodb` gives the same
 table interface; :func:`upload_file` and :func:`download_file` stand in for boto3's S3 transfers.
 
 The layer ships botocore's models for :data:`SERVICES` only (``layers/classifier/slim_botocore.py``):
@@ -14,14 +14,14 @@ with all 400-odd, creating the first client scans every model folder and parses 
 
 import shutil
 from functools import cache
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import botocore.session
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from classifier.dynamodb import Table
+from classifier.aws.dynamodb import Table
 
 # The AWS services the functions call: the only botocore models the layer ships. "xray" is the X-Ray
 # SDK's sampling poller, which Lambda does not start (the trace header decides); it is kept so that
@@ -84,6 +84,21 @@ def download_file(s3_client, bucket: str, key: str, path: str | Path) -> None:
     with open(partial, "wb") as out:
         shutil.copyfileobj(body, out, length=1 << 20)
     partial.replace(path)
+
+
+def local_copy(source: str, directory: Path) -> Path:
+    """A local path for ``source``: an ``s3://bucket/key`` URI is downloaded into ``directory`` once
+    (kept under its file name, so a resumed job does not fetch it again); a path is returned as is."""
+    if not source.startswith("s3://"):
+        return Path(source)
+    bucket, _, key = source.removeprefix("s3://").partition("/")
+    if not bucket or not key:
+        raise ValueError(f"{source} is not an s3://bucket/key URI.")
+    local = Path(directory) / PurePosixPath(key).name
+    if not local.is_file():
+        local.parent.mkdir(parents=True, exist_ok=True)
+        download_file(s3(), bucket, key, local)
+    return local
 
 
 _MISSING_CODES = frozenset({"404", "NoSuchKey", "NotFound"})  # GetObject, HeadObject (no body: "404")

@@ -13,8 +13,8 @@ from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 
-from classifier import http
-from classifier.errors import ClassifierError, ResourceNotFoundError
+from classifier.errors import ClassifierError, ResourceNotFoundError, error_body
+from classifier.payloads import request_body
 
 logger = logging.getLogger(__name__)
 
@@ -23,7 +23,7 @@ def error_response(error: ClassifierError) -> Response:
     return Response(
         status_code=error.http_status,
         content_type=content_types.APPLICATION_JSON,
-        body=http.error_body(error),
+        body=error_body(error),
     )
 
 
@@ -50,7 +50,7 @@ def make_resolver(function_logger: Logger) -> APIGatewayRestResolver:
 
 
 def body(event: APIGatewayProxyEvent) -> bytes:
-    return http.request_body(event.body, bool(event.is_base64_encoded))
+    return request_body(event.body, bool(event.is_base64_encoded))
 
 
 def content_type(event: APIGatewayProxyEvent) -> str | None:

@@ -6,7 +6,9 @@ import json
 import pytest
 from urllib3 import encode_multipart_formdata
 
-from classifier import http
+from classifier import payloads
+from classifier.api import bodies
+from classifier.api.inference import ImageInput, Rejected
 from classifier.errors import (
     EmptyBodyError,
     InvalidBase64Error,
@@ -17,8 +19,8 @@ from classifier.errors import (
     TooManyImagesError,
     UnsupportedMediaTypeError,
 )
-from classifier.inference import ImageInput, Rejected
-from classifier.limits import MAX_BATCH_IMAGES, MAX_PAYLOAD_BYTES
+from classifier.limits import MAX_BATCH_IMAGES, MAX_JSON_DEPTH, MAX_PAYLOAD_BYTES
+from classifier.mlops import bodies as mlops_bodies
 
 # Bytes that trip naive multipart parsers: CR, LF, CRLF, a boundary-like line, trailing CR.
 AWKWARD = b"\xff\xd8\r\n--not-the-boundary\r\n\x00\r\rend\n\r"
@@ -29,22 +31,22 @@ def b64(data: bytes) -> str:
 
 
 def test_raw_image_bodies_pass_through(dog_jpeg):
-    assert http.parse_image(dog_jpeg, "image/jpeg") == ImageInput(dog_jpeg)
-    assert http.parse_images(dog_jpeg, "IMAGE/PNG; charset=binary") == [ImageInput(dog_jpeg)]
+    assert bodies.parse_image(dog_jpeg, "image/jpeg") == ImageInput(dog_jpeg)
+    assert bodies.parse_images(dog_jpeg, "IMAGE/PNG; charset=binary") == [ImageInput(dog_jpeg)]
 
 
 def test_multipart_keeps_binary_bytes_exactly(dog_jpeg):
     body, content_type = encode_multipart_formdata(
         [("comment", "hello"), ("file", ("odd.bin", AWKWARD, "application/octet-stream"))]
     )
-    assert http.parse_image(body, content_type) == ImageInput(AWKWARD, "odd.bin")
+    assert bodies.parse_image(body, content_type) == ImageInput(AWKWARD, "odd.bin")
 
 
 def test_multipart_batch_takes_repeated_files_in_order(dog_jpeg):
     files = [("files", (f"{i}.jpg", dog_jpeg + bytes([i]), "image/jpeg")) for i in range(3)]
     body, content_type = encode_multipart_formdata(files)
 
-    items = http.parse_images(body, content_type)
+    items = bodies.parse_images(body, content_type)
     assert [item.name for item in items] == ["0.jpg", "1.jpg", "2.jpg"]
     assert [item.data[-1] for item in items] == [0, 1, 2]
 
@@ -58,7 +60,7 @@ def test_json_single_accepts_plain_wrapped_and_data_url_base64(dog_jpeg):
         b64(dog_jpeg).rstrip("="),
     ):
         body = json.dumps({"image": text, "name": "dog.jpg"}).encode()
-        assert http.parse_image(body, "application/json") == ImageInput(dog_jpeg, "dog.jpg")
+        assert bodies.parse_image(body, "application/json") == ImageInput(dog_jpeg, "dog.jpg")
 
 
 def test_json_batch_rejects_bad_items_but_keeps_the_rest(dog_jpeg):
@@ -66,7 +68,7 @@ def test_json_batch_rejects_bad_items_but_keeps_the_rest(dog_jpeg):
         {"images": [{"name": "a", "image": b64(dog_jpeg)}, {"name": "b", "image": "%%%"}, "c", {"name": "d"}]}
     ).encode()
 
-    items = http.parse_images(body, "application/json")
+    items = bodies.parse_images(body, "application/json")
     assert items[0] == ImageInput(dog_jpeg, "a")
     assert (
         isinstance(items[1], Rejected)
@@ -94,13 +96,13 @@ def test_json_batch_rejects_bad_items_but_keeps_the_rest(dog_jpeg):
 )
 def test_bad_single_bodies_raise_typed_errors(body, content_type, error):
     with pytest.raises(error):
-        http.parse_image(body, content_type)
+        bodies.parse_image(body, content_type)
 
 
 def test_multipart_without_a_file_field_says_which_field(dog_jpeg):
     body, content_type = encode_multipart_formdata([("image", ("dog.jpg", dog_jpeg, "image/jpeg"))])
     with pytest.raises(RequestShapeError, match="'file'"):
-        http.parse_image(body, content_type)
+        bodies.parse_image(body, content_type)
 
 
 @pytest.mark.parametrize(
@@ -114,43 +116,64 @@ def test_multipart_without_a_file_field_says_which_field(dog_jpeg):
 )
 def test_bad_batch_bodies_raise_typed_errors(document, error):
     with pytest.raises(error):
-        http.parse_images(json.dumps(document).encode(), "application/json")
+        bodies.parse_images(json.dumps(document).encode(), "application/json")
 
 
 def test_too_many_images_is_413_and_names_the_limit():
     files = [("files", (f"{i}.jpg", b"x", "image/jpeg")) for i in range(MAX_BATCH_IMAGES + 1)]
     body, content_type = encode_multipart_formdata(files)
     with pytest.raises(TooManyImagesError, match=f"limit is {MAX_BATCH_IMAGES}") as caught:
-        http.parse_images(body, content_type)
+        bodies.parse_images(body, content_type)
     assert caught.value.http_status == 413
 
 
 def test_request_body_decodes_base64_and_enforces_the_payload_limit():
-    assert http.request_body(b64(b"abc"), True) == b"abc"
-    assert http.request_body('{"a": 1}', False) == b'{"a": 1}'
+    assert payloads.request_body(b64(b"abc"), True) == b"abc"
+    assert payloads.request_body('{"a": 1}', False) == b'{"a": 1}'
     with pytest.raises(EmptyBodyError):
-        http.request_body(None, False)
+        payloads.request_body(None, False)
     with pytest.raises(EmptyBodyError):
-        http.request_body("", True)
+        payloads.request_body("", True)
     with pytest.raises(InvalidBase64Error):
-        http.request_body("@@@@", True)
+        payloads.request_body("@@@@", True)
     with pytest.raises(PayloadTooLargeError, match=f"{MAX_PAYLOAD_BYTES:,}") as caught:
-        http.request_body("A" * (MAX_PAYLOAD_BYTES + 4), True)
+        payloads.request_body("A" * (MAX_PAYLOAD_BYTES + 4), True)
     assert caught.value.http_status == 413
 
 
 @pytest.mark.parametrize(("value", "expected"), [(None, 3), ("", 3), ("1", 1), ("10", 10)])
 def test_top_k_defaults_and_bounds(value, expected):
-    assert http.parse_top_k(value) == expected
+    assert bodies.parse_top_k(value) == expected
 
 
 @pytest.mark.parametrize("value", ["0", "11", "-1", "two", "1.5"])
 def test_top_k_out_of_range_is_refused(value):
     with pytest.raises(InvalidParameterError):
-        http.parse_top_k(value)
+        bodies.parse_top_k(value)
 
 
 def test_limit_is_bounded():
-    assert http.parse_limit(None) == 20 and http.parse_limit("100") == 100
+    assert bodies.parse_limit(None) == 20 and bodies.parse_limit("100") == 100
     with pytest.raises(InvalidParameterError):
-        http.parse_limit("101")
+        bodies.parse_limit("101")
+
+
+@pytest.mark.parametrize("depth", [MAX_JSON_DEPTH + 1, 5_000, 200_000])
+@pytest.mark.parametrize("opening, closing", [("[", "]"), ('{"a":', "}")])
+def test_deeply_nested_json_is_invalid_json_not_a_crash(depth, opening, closing):
+    # given a JSON body nested far deeper than any route's document, well under the payload limit
+    body = (opening * depth + "1" + closing * depth).encode()
+    # then every JSON route refuses it as invalid JSON (400), whatever the depth
+    for parse in (
+        lambda: bodies.parse_image(body, "application/json"),
+        lambda: bodies.parse_images(body, "application/json"),
+        lambda: payloads.parse_json_object(body),
+        lambda: mlops_bodies.parse_training_data(body, "application/json"),
+    ):
+        with pytest.raises(InvalidJsonError, match="nested deeper"):
+            parse()
+
+
+def test_json_at_the_depth_limit_is_accepted():
+    body = ("[" * MAX_JSON_DEPTH + "]" * MAX_JSON_DEPTH).encode()
+    assert payloads.parse_json(body) is not None

@@ -11,7 +11,6 @@ from zips of class folders, each image checked by the preprocessing contract.
 """
 
 import dataclasses
-import datetime
 import hashlib
 import io
 import json
@@ -27,6 +26,7 @@ from PIL import Image
 
 from classifier import storage
 from classifier.aws import is_missing, object_exists
+from classifier.clock import utc_now
 from classifier.datasets import Dataset, class_of
 from classifier.errors import (
     InvalidImageError,
@@ -111,7 +111,7 @@ def create_upload(s3, bucket: str) -> dict:
         ExpiresIn=PRESIGNED_UPLOAD_SECONDS,
     )
     s3.put_object(Bucket=bucket, Key=storage.upload_key(upload_id, REQUEST_NAME),
-                  Body=json.dumps({"upload_id": upload_id, "created_at": _now()}).encode())
+                  Body=json.dumps({"upload_id": upload_id, "created_at": utc_now()}).encode())
     return {"upload_id": upload_id, "status": "awaiting_upload", "url": post["url"], "fields": post["fields"],
             "expires_in": PRESIGNED_UPLOAD_SECONDS, "max_bytes": MAX_UPLOAD_ZIP_BYTES,
             "layout": "a zip with one folder per class at its root: CLASS/NAME.jpg"}
@@ -152,7 +152,7 @@ def ingest_upload(s3, bucket: str, key: str) -> dict:
         report = ingest_zip(s3, bucket, io.BytesIO(body), len(body))
     except UploadRefusedError as error:
         report = {"status": "refused", "reason": str(error), "counts": {}}
-    report = {"upload_id": upload_id, "finished_at": _now(), **report}
+    report = {"upload_id": upload_id, "finished_at": utc_now(), **report}
     s3.put_object(Bucket=bucket, Key=storage.upload_key(upload_id, REPORT_NAME),
                   Body=json.dumps(report).encode(), ContentType="application/json")
     return report
@@ -260,6 +260,3 @@ def _label_of(key: str) -> str:
 def _ascii(text: str) -> str:
     return text.encode("ascii", "replace").decode()
 
-
-def _now() -> str:
-    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")

@@ -14,7 +14,7 @@ in a few epochs. That is how the shipped baseline got under its latency budget o
 import keras
 import numpy as np
 
-from classifier.model import make_model
+from classifier.training.network import make_model
 
 SAMPLE_IMAGES = 2048  # images whose activations rank the channels
 

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from classifier.clock import utc_now
 from classifier.datasets import load_dataset
 from classifier.evaluation import (
     apply_temperature,
@@ -33,7 +34,8 @@ from classifier.evaluation import (
     predict_batched,
 )
 from classifier.labels import LABELS
-from classifier.runtime import TFLiteModel
+from classifier.litert import TFLiteModel
+from classifier.storage import CARD_NAME
 
 QUANTIZATIONS = ("dynamic", "float16", "float32")
 CARD_SCHEMA = 1
@@ -99,7 +101,7 @@ def export_model(
     into the card when present."""
     import keras
 
-    from classifier.training import float32_copy
+    from classifier.training.trainer import float32_copy
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -122,7 +124,7 @@ def export_model(
         "schema": CARD_SCHEMA,
         "version": version or new_version(),
         "parent_version": parent,
-        "created_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "created_at": utc_now(),
         "labels": list(LABELS),
         "input": {"dtype": "uint8", "shape": [None, 32, 32, 3], "normalisation": "inside the model"},
         **metrics(lite_probabilities, test.labels),
@@ -143,5 +145,5 @@ def export_model(
         "sha256": hashlib.sha256(content).hexdigest(),
         "runtime_versions": runtime_versions(),
     }
-    (out_dir / "card.json").write_text(json.dumps(card, indent=1) + "\n")
+    (out_dir / CARD_NAME).write_text(json.dumps(card, indent=1) + "\n")
     return card

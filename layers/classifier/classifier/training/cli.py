@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--epochs", type=int, help="epochs (default: the recipe's)")
     train.add_argument("--budget-seconds", type=float, help="size the epochs to this time budget")
     train.add_argument("--init", help="fine-tune from this .keras model instead of training from scratch; "
-                       "with narrower --widths, its most important channels (classifier.pruning)")
+                       "with narrower --widths, its most important channels (classifier.training.pruning)")
     train.add_argument("--teacher", help="distil from this .keras model: its probabilities join the targets")
     train.add_argument("--distillation", type=float, default=0.7,
                        help="weight of the teacher's probabilities in the targets (default 0.7, with --teacher)")
@@ -64,8 +64,8 @@ def _train(args) -> int:
     import keras
 
     from classifier.datasets import load_dataset
-    from classifier.pruning import SAMPLE_IMAGES, prune_channels
-    from classifier.training import HyperParameters, save_run, train, widths_of
+    from classifier.training.pruning import SAMPLE_IMAGES, prune_channels
+    from classifier.training.trainer import HyperParameters, save_run, train, widths_of
 
     started = time.perf_counter()
     data = load_dataset(args.data, "train")
@@ -104,7 +104,7 @@ def _train(args) -> int:
 
 
 def _export(args) -> int:
-    from classifier.export import export_model
+    from classifier.training.export import export_model
 
     card = export_model(args.model, args.out, test_data=args.test_data, quantization=args.quantization,
                         version=args.version, parent=args.parent)
