@@ -87,6 +87,18 @@ class Quota:
 
 
 @dataclass(frozen=True)
+class UsagePlan:
+    """One usage plan of the API: per-route buckets keyed like ``/predict/POST``, the plan-wide
+    bucket for routes without one, and the quota. Its keys are one kind of caller."""
+
+    logical_id: str
+    name: str  # UsagePlanName, resolved (what OPERATOR_USAGE_PLAN names)
+    route_throttles: dict[str, Throttle]
+    throttle: Throttle | None
+    quota: Quota | None
+
+
+@dataclass(frozen=True)
 class GatewayResponse:
     status_code: int | None
     templates: dict[str, str]
@@ -314,35 +326,58 @@ class Template:
                 routes.append(Route(method, str(properties["Path"]), function_id, bool(key_required)))
         return tuple(routes)
 
-    def _usage_plan(self) -> dict:
-        plans = [
-            self.resolve(r.get("Properties") or {})
-            for r in self._of_type("AWS::ApiGateway::UsagePlan").values()
-        ]
+    @cached_property
+    def usage_plans(self) -> dict[str, UsagePlan]:
+        """The API's usage plans by name, in template order (the first is the clients')."""
         local_api = self.physical_name(self.api_id)
-        for plan in plans:
-            if any(stage.get("ApiId") == local_api for stage in plan.get("ApiStages", [])):
-                return plan
-        return {}
+        plans = {}
+        for logical_id, resource in self._of_type("AWS::ApiGateway::UsagePlan").items():
+            spec = self.resolve(resource.get("Properties") or {})
+            stages = [stage for stage in spec.get("ApiStages", []) if stage.get("ApiId") == local_api]
+            if not stages:
+                continue
+            throttles = {
+                key: Throttle(float(value["RateLimit"]), int(value["BurstLimit"]))
+                for stage in stages
+                for key, value in (stage.get("Throttle") or {}).items()
+            }
+            plan_throttle, quota = spec.get("Throttle"), spec.get("Quota")
+            name = str(spec.get("UsagePlanName") or logical_id)
+            plans[name] = UsagePlan(
+                logical_id=logical_id,
+                name=name,
+                route_throttles=throttles,
+                throttle=Throttle(float(plan_throttle["RateLimit"]), int(plan_throttle["BurstLimit"]))
+                if plan_throttle else None,
+                quota=Quota(int(quota["Limit"]), str(quota.get("Period", "DAY"))) if quota else None,
+            )
+        return plans
 
-    @cached_property
+    @property
+    def client_plan(self) -> UsagePlan | None:
+        """The plan of keys that are not operators' (the first plan not named by OPERATOR_USAGE_PLAN)."""
+        operator = self.operator_plan
+        return next((plan for plan in self.usage_plans.values() if plan is not operator), None)
+
+    @property
+    def operator_plan(self) -> UsagePlan | None:
+        """The plan the functions' ``OPERATOR_USAGE_PLAN`` names, if any."""
+        variables = self.resolve(((self._globals.get("Function") or {}).get("Environment") or {}).get("Variables") or {})
+        name = variables.get("OPERATOR_USAGE_PLAN")
+        return self.usage_plans.get(name) if name else None
+
+    @property
     def route_throttles(self) -> dict[str, Throttle]:
-        """Per-key token buckets of the usage plan, keyed like ``/predict/POST``."""
-        throttles: dict[str, Throttle] = {}
-        for stage in self._usage_plan().get("ApiStages", []):
-            for key, spec in (stage.get("Throttle") or {}).items():
-                throttles[key] = Throttle(float(spec["RateLimit"]), int(spec["BurstLimit"]))
-        return throttles
+        """The clients' per-key token buckets, keyed like ``/predict/POST``."""
+        return self.client_plan.route_throttles if self.client_plan else {}
 
-    @cached_property
+    @property
     def plan_throttle(self) -> Throttle | None:
-        spec = self._usage_plan().get("Throttle")
-        return Throttle(float(spec["RateLimit"]), int(spec["BurstLimit"])) if spec else None
+        return self.client_plan.throttle if self.client_plan else None
 
-    @cached_property
+    @property
     def quota(self) -> Quota | None:
-        spec = self._usage_plan().get("Quota")
-        return Quota(int(spec["Limit"]), str(spec.get("Period", "DAY"))) if spec else None
+        return self.client_plan.quota if self.client_plan else None
 
     @cached_property
     def stage_throttle(self) -> Throttle | None:

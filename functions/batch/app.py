@@ -8,7 +8,7 @@ with gc_paused():  # the cold start's imports, without the collector: see classi
     from aws_lambda_powertools.metrics import MetricUnit
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
-    from classifier.api import bodies, model_provider, predict, resolver
+    from classifier.api import bodies, callers, model_provider, predict, resolver
     from classifier.aws import TRACED_LIBRARIES, table
     from classifier.settings import get_settings
 
@@ -27,7 +27,8 @@ def predict_batch() -> dict:
     items = bodies.parse_images(resolver.body(event), resolver.content_type(event))
     top_k = bodies.parse_top_k(event.get_query_string_value("top_k"))
     result = predict.predict_batch(
-        items, top_k=top_k, model=model_provider.current_model(), table=table(get_settings().predictions_table)
+        items, top_k=top_k, model=model_provider.current_model(),
+        table=table(get_settings().predictions_table), owner=callers.key_id_of(event),
     )
     metrics.add_metric(name="Predictions", unit=MetricUnit.Count, value=result["succeeded"])
     metrics.add_metric(name="RejectedImages", unit=MetricUnit.Count, value=result["failed"])

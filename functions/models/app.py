@@ -17,7 +17,7 @@ with gc_paused():  # the cold start's imports, without the collector: see classi
     from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
-    from classifier.api import resolver
+    from classifier.api import callers, resolver
     from classifier.aws import TRACED_LIBRARIES, client, s3, table
     from classifier.errors import ConflictError
     from classifier.mlops import jobs, models
@@ -35,6 +35,7 @@ idempotency = IdempotencyConfig(expires_after_seconds=24 * 3600)
 @tracer.capture_method
 def start_retraining() -> Response:
     event = app.current_event
+    callers.caller_of(event).require_operator("start retraining")
     request = jobs.parse_request(parse_json_object(resolver.body(event) if event.body else b""))
     key = event.headers.get("idempotency-key")
     if key is None:
@@ -66,6 +67,7 @@ def _idempotent_start():
 @app.get("/retrain/<job_id>")
 @tracer.capture_method
 def retraining_job(job_id: str) -> dict:
+    callers.caller_of(app.current_event).require_operator("read retraining jobs")
     return jobs.get_job(table(get_settings().jobs_table), job_id)
 
 
@@ -86,6 +88,7 @@ def get_model(version: str) -> dict:
 @tracer.capture_method
 def promote(version: str) -> dict:
     """Promote a candidate, or roll back to an earlier version (``{"force": true}`` for a rejected one)."""
+    callers.caller_of(app.current_event).require_operator("promote or roll back models")
     body = parse_json_object(resolver.body(app.current_event) if app.current_event.body else b"")
     result = models.promote(table(get_settings().models_table), version, force=body.get("force") is True)
     logger.info("Model promoted", extra={"version": version, "previous_version": result["previous_version"]})

@@ -8,7 +8,7 @@ with gc_paused():  # the cold start's imports, without the collector: see classi
     from aws_lambda_powertools.metrics import MetricUnit
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
-    from classifier.api import bodies, model_provider, predict, resolver
+    from classifier.api import bodies, callers, model_provider, predict, resolver
     from classifier.aws import TRACED_LIBRARIES, table
     from classifier.settings import get_settings
 
@@ -27,7 +27,8 @@ def predict_image() -> dict:
     image = bodies.parse_image(resolver.body(event), resolver.content_type(event))
     top_k = bodies.parse_top_k(event.get_query_string_value("top_k"))
     result = predict.predict_one(
-        image, top_k=top_k, model=model_provider.current_model(), table=table(get_settings().predictions_table)
+        image, top_k=top_k, model=model_provider.current_model(),
+        table=table(get_settings().predictions_table), owner=callers.key_id_of(event),
     )
     metrics.add_metric(name="Predictions", unit=MetricUnit.Count, value=1)
     metrics.add_metric(name="RecordsNotStored", unit=MetricUnit.Count, value=0 if result["stored"] else 1)

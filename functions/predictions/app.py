@@ -1,4 +1,5 @@
-"""GET /predictions (newest first, ``limit`` and opaque ``cursor``) and GET /predictions/{prediction_id}."""
+"""GET /predictions (the caller's own records newest first, ``limit`` and opaque ``cursor``; operators
+see everyone's, or one ``owner``'s) and GET /predictions/{prediction_id} (a client only its own)."""
 
 from classifier.coldstart import gc_paused
 
@@ -7,7 +8,7 @@ with gc_paused():  # the cold start's imports, without the collector: see classi
     from aws_lambda_powertools.logging import correlation_paths
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
-    from classifier.api import bodies, records, resolver
+    from classifier.api import bodies, callers, records, resolver
     from classifier.aws import TRACED_LIBRARIES, table
     from classifier.settings import get_settings
 
@@ -23,13 +24,16 @@ def list_predictions() -> dict:
     event = app.current_event
     limit = bodies.parse_limit(event.get_query_string_value("limit"))
     cursor = event.get_query_string_value("cursor")
-    return records.list_records(table(get_settings().predictions_table), limit=limit, cursor=cursor)
+    owner = bodies.parse_owner(callers.caller_of(event), event.get_query_string_value("owner"))
+    return records.list_records(table(get_settings().predictions_table), limit=limit, cursor=cursor, owner=owner)
 
 
 @app.get("/predictions/<prediction_id>")
 @tracer.capture_method
 def get_prediction(prediction_id: str) -> dict:
-    return records.get_record(table(get_settings().predictions_table), prediction_id)
+    caller = callers.caller_of(app.current_event)
+    owner = None if caller.is_operator else caller.key_id
+    return records.get_record(table(get_settings().predictions_table), prediction_id, owner=owner)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

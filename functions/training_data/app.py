@@ -10,7 +10,7 @@ with gc_paused():  # the cold start's imports, without the collector: see classi
     from aws_lambda_powertools.metrics import MetricUnit
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
-    from classifier.api import resolver
+    from classifier.api import callers, resolver
     from classifier.aws import TRACED_LIBRARIES, s3
     from classifier.cards import baseline_card
     from classifier.mlops import bodies, training_data
@@ -26,6 +26,7 @@ app = resolver.make_resolver(logger)
 @tracer.capture_method
 def add_training_data() -> Response:
     event = app.current_event
+    callers.caller_of(event).require_operator("add training data")
     request = bodies.parse_training_data(resolver.body(event), resolver.content_type(event))
     bucket = get_settings().artifacts_bucket
     if request.upload:
@@ -39,12 +40,14 @@ def add_training_data() -> Response:
 @app.get("/training-data")
 @tracer.capture_method
 def training_data_summary() -> dict:
+    callers.caller_of(app.current_event).require_operator("read the training data")
     return training_data.summary(s3(), get_settings().artifacts_bucket, baseline_card()["training_data"]["counts"])
 
 
 @app.get("/training-data/uploads/<upload_id>")
 @tracer.capture_method
 def upload_report(upload_id: str) -> dict:
+    callers.caller_of(app.current_event).require_operator("read upload reports")
     return training_data.upload_status(s3(), get_settings().artifacts_bucket, upload_id)
 
 

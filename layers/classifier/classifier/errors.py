@@ -126,6 +126,13 @@ class UploadRefusedError(ClassifierError):
     code = "upload_refused"
 
 
+class ForbiddenError(ClassifierError):
+    """The caller's key may not use this route (a client key on an operator route)."""
+
+    code = "forbidden"
+    http_status = 403
+
+
 class ConflictError(ClassifierError):
     """The request conflicts with the current state (a retraining job already running)."""
 

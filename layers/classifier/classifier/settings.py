@@ -24,6 +24,7 @@ class Settings:
     retrain_function: str = ""  # RETRAIN_FUNCTION: name of the retraining Lambda, invoked asynchronously
     base_train_data: str = ""  # BASE_TRAIN_DATA: path or s3:// URI; default s3://<bucket>/datasets/base/...
     base_test_data: str = ""  # BASE_TEST_DATA: the fixed test set every candidate is evaluated on
+    operator_usage_plan: str = ""  # OPERATOR_USAGE_PLAN: name of the usage plan whose keys are operators
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> "Settings":
@@ -46,6 +47,7 @@ class Settings:
             retrain_function=environ.get("RETRAIN_FUNCTION", ""),
             base_train_data=environ.get("BASE_TRAIN_DATA", ""),
             base_test_data=environ.get("BASE_TEST_DATA", ""),
+            operator_usage_plan=environ.get("OPERATOR_USAGE_PLAN", ""),
         )
 
 

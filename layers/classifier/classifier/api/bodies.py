@@ -14,6 +14,7 @@ rejection is a typed :class:`~classifier.errors.RequestError`.
 
 from typing import Any
 
+from classifier.api.callers import Caller
 from classifier.api.inference import ImageInput, Rejected
 from classifier.errors import (
     InvalidBase64Error,
@@ -83,6 +84,16 @@ def parse_images(body: bytes, content_type: str | None) -> list[ImageInput | Rej
 
 def parse_top_k(value: str | None) -> int:
     return bounded_int("top_k", value, DEFAULT_TOP_K, NUM_CLASSES)
+
+
+def parse_owner(caller: Caller, value: str | None) -> str | None:
+    """Whose records GET /predictions lists: a client's own; an operator's choice (``owner=<key id>``),
+    or everyone's (None) without one. A client naming another owner is refused (403)."""
+    if caller.is_operator:
+        return value or None
+    if value and value != caller.key_id:
+        caller.require_operator("list another owner's predictions")
+    return caller.key_id
 
 
 def parse_limit(value: str | None) -> int:

@@ -18,24 +18,26 @@ from classifier.aws.codec import to_json
 from classifier.errors import error_body
 
 
-def predict_one(image: ImageInput, *, top_k: int, model: ServedModel, table: Any) -> dict[str, Any]:
+def predict_one(
+    image: ImageInput, *, top_k: int, model: ServedModel, table: Any, owner: str | None = None
+) -> dict[str, Any]:
     """POST /predict: one image. An image that cannot be decoded raises its InvalidImageError."""
     (result,) = classify([image], model.predictor)
     if isinstance(result, Rejected):
         raise result.error
-    record = make_record(result, model, source="single", batch_id=None)
+    record = make_record(result, model, source="single", batch_id=None, owner=owner)
     stored = records.store(table, record)
     return answer(record, result, top_k=top_k, stored=stored)
 
 
 def predict_batch(
-    items: Sequence[ImageInput | Rejected], *, top_k: int, model: ServedModel, table: Any
+    items: Sequence[ImageInput | Rejected], *, top_k: int, model: ServedModel, table: Any, owner: str | None = None
 ) -> dict[str, Any]:
     """POST /predict/batch: one model call for every decodable image; an entry per item, in order."""
     results = classify(items, model.predictor)
     batch_id = records.new_id()
     made = {
-        position: make_record(result, model, source="batch", batch_id=batch_id)
+        position: make_record(result, model, source="batch", batch_id=batch_id, owner=owner)
         for position, result in enumerate(results)
         if isinstance(result, Classification)
     }
@@ -63,7 +65,7 @@ def predict_batch(
 
 
 def make_record(
-    result: Classification, model: ServedModel, *, source: str, batch_id: str | None
+    result: Classification, model: ServedModel, *, source: str, batch_id: str | None, owner: str | None = None
 ) -> PredictionRecord:
     return PredictionRecord(
         id=records.new_id(),
@@ -81,6 +83,7 @@ def make_record(
         batch_id=batch_id,
         latency_ms=round(result.decode_ms + result.inference_ms, 3),
         timings_ms={"decode": round(result.decode_ms, 3), "inference": round(result.inference_ms, 3)},
+        owner=owner,
     )
 
 

@@ -6,8 +6,10 @@ infinity refused), the one codec every table shares.
 Writes are retried; a record that still cannot be written is logged in full (``prediction_record``)
 so it can be recovered, and the caller gets ``stored=False``. The prediction itself is never lost.
 
-Listing uses the ``ByCreatedAt`` global secondary index (HASH ``kind``, RANGE ``created_at``, declared
-in ``template.yaml``): every record has ``kind = "prediction"``, so one query walks them newest first.
+Every record names its owner: the API key id of the caller (never the key). Listing is one query
+of a global secondary index declared in ``template.yaml``, newest first, never a scan: ``ByOwner``
+(HASH ``owner``, RANGE ``created_at``) for one owner's records, ``ByCreatedAt`` (HASH ``kind``,
+RANGE ``created_at``; every record has ``kind = "prediction"``) for everyone's (operators).
 """
 
 import base64
@@ -31,9 +33,11 @@ logger = logging.getLogger(__name__)
 
 KIND = "prediction"  # the GSI partition of every record
 LIST_INDEX = "ByCreatedAt"
+OWNER_INDEX = "ByOwner"
 WRITE_ATTEMPTS = 3
 RETRY_DELAY_S = 0.05  # doubled after each failed attempt
-_CURSOR_KEYS = frozenset({"id", "kind", "created_at"})
+# What a page's LastEvaluatedKey holds: the table's key and the index's.
+_CURSOR_KEYS = (frozenset({"id", "kind", "created_at"}), frozenset({"id", "owner", "created_at"}))
 _WRITE_ERRORS = (ClientError, BotoCoreError, UnprocessedItemsError)
 
 
@@ -54,6 +58,7 @@ class PredictionRecord:
     batch_id: str | None
     latency_ms: float  # decode + inference
     timings_ms: dict[str, float]  # decode, inference
+    owner: str | None = None  # the caller's API key id; None only for records made outside the API
 
 
 def new_id() -> str:
@@ -123,25 +128,37 @@ def _write(table: Any, records: Sequence[PredictionRecord], *, batch: bool) -> l
     return stored
 
 
-def get_record(table: Any, record_id: str) -> dict[str, Any]:
+def get_record(table: Any, record_id: str, *, owner: str | None = None) -> dict[str, Any]:
+    """One record; with ``owner``, only if that key id owns it. Another owner's record is "not found",
+    the same answer as a record that does not exist, so ids cannot be probed."""
     item = table.get_item(Key={"id": record_id}).get("Item")
-    if item is None:
+    if item is None or (owner is not None and item.get("owner") != owner):
         raise ResourceNotFoundError(f"No prediction with id {record_id!r}.")
     return from_item(item)
 
 
-def list_records(table: Any, *, limit: int, cursor: str | None = None) -> dict[str, Any]:
-    """One page of records, newest first: ``{"items": [...], "next_cursor": str | None}``."""
+def list_records(
+    table: Any, *, limit: int, cursor: str | None = None, owner: str | None = None
+) -> dict[str, Any]:
+    """One page of records, newest first: ``{"items": [...], "next_cursor": str | None}``; one
+    owner's (``owner``, a key id) or everyone's."""
+    if owner is None:
+        index, attribute, value = LIST_INDEX, "kind", KIND
+    else:
+        index, attribute, value = OWNER_INDEX, "owner", owner
     query: dict[str, Any] = {
-        "IndexName": LIST_INDEX,
-        "KeyConditionExpression": "#kind = :kind",
-        "ExpressionAttributeNames": {"#kind": "kind"},
-        "ExpressionAttributeValues": {":kind": KIND},
+        "IndexName": index,
+        "KeyConditionExpression": "#partition = :partition",
+        "ExpressionAttributeNames": {"#partition": attribute},
+        "ExpressionAttributeValues": {":partition": value},
         "ScanIndexForward": False,
         "Limit": limit,
     }
     if cursor:
-        query["ExclusiveStartKey"] = decode_cursor(cursor)
+        start = decode_cursor(cursor)
+        if start.get(attribute) != value:  # a cursor from another listing would leak or fail
+            raise InvalidParameterError("The cursor is not one this API returned for this listing.")
+        query["ExclusiveStartKey"] = start
     page = table.query(**query)
     last = page.get("LastEvaluatedKey")
     return {
@@ -162,7 +179,7 @@ def decode_cursor(cursor: str) -> dict[str, str]:
         raise InvalidParameterError("The cursor is not one this API returned.") from error
     if (
         not isinstance(key, dict)
-        or set(key) != _CURSOR_KEYS
+        or set(key) not in _CURSOR_KEYS
         or not all(isinstance(v, str) for v in key.values())
     ):
         raise InvalidParameterError("The cursor is not one this API returned.")
