@@ -150,7 +150,10 @@ class Sandbox:
         finally:
             os.close(events_read)
             os.close(results_write)
-        write_message(self._events, {"function": encode_function(function), "region": region})
+        try:
+            write_message(self._events, {"function": encode_function(function), "region": region})
+        except BrokenPipeError:
+            pass  # the worker died at once: wait_ready reports how it exited
 
     @property
     def pid(self) -> int:
@@ -348,10 +351,14 @@ class SandboxPool:
     def _cold_start(self) -> Sandbox:
         try:
             sandbox = self._start_sandbox()
-        except BaseException:
+        except BaseException as error:
             with self._changed:
                 self._size -= 1
                 self._changed.notify()
+            if isinstance(error, OSError):  # no process (out of file descriptors, say): a 502
+                raise FunctionError(
+                    {"errorMessage": str(error), "errorType": "Runtime.StartError"}
+                ) from error
             raise
         with self._changed:
             self.cold_starts += 1

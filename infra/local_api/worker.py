@@ -48,7 +48,11 @@ def main(argv: list[str]) -> int:
         except EOFError:  # the parent closed the pipe (or died): the sandbox is done
             return 0
         context = LambdaContext(function, region, message["request_id"], timeout_s=message["timeout_s"])
-        write_message(results, _run(handler, message, context))
+        outcome = _run(handler, message, context)
+        try:
+            write_message(results, outcome)
+        except (TypeError, ValueError) as error:  # a result JSON cannot hold (a circular one, say)
+            write_message(results, {"error": {**error_payload(error), "errorType": "Runtime.MarshalError"}})
 
 
 if __name__ == "__main__":
