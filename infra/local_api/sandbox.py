@@ -382,7 +382,8 @@ class SandboxPool:
                 self._changed.notify()
                 return
             self._forget(sandbox)
-            replenish = not self._closed and self._size < self.keep_warm
+            # Only a worker that had started: one that failed its cold start would fail again, forever.
+            replenish = sandbox.ready and not self._closed and self._size < self.keep_warm
         sandbox.stop()
         if replenish:  # a killed or crashed worker is replaced at once, so the next call is warm
             threading.Thread(
