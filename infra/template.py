@@ -124,6 +124,7 @@ class Function:
     memory_mb: int
     environment: dict[str, str]
     layer_dirs: tuple[Path, ...] = field(default=())
+    reserved_concurrency: int | None = None  # ReservedConcurrentExecutions: at most this many at once
 
     @property
     def module_file(self) -> Path:
@@ -451,6 +452,7 @@ class Template:
             memory_mb=int(self.resolve(properties.get("MemorySize", 128))),
             environment={key: str(value) for key, value in environment.items()},
             layer_dirs=tuple(path.resolve() for path in layer_dirs),
+            reserved_concurrency=_optional_int(self.resolve(properties.get("ReservedConcurrentExecutions"))),
         )
 
     def function_by_name(self, name: str) -> Function | None:
@@ -532,6 +534,10 @@ class Template:
     def buckets(self) -> dict[str, str]:
         """Physical (local) bucket names, keyed by logical id."""
         return {logical_id: self.physical_name(logical_id) for logical_id in self._of_type("AWS::S3::Bucket")}
+
+
+def _optional_int(value: Any) -> int | None:
+    return None if value is None or value is _NO_VALUE else int(value)
 
 
 def dockerfile_copies(dockerfile: Path) -> list[tuple[str, str]]:

@@ -1,10 +1,14 @@
 """The local API behind ``make serve``: API Gateway and Lambda emulated from ``template.yaml``.
 
 ``LocalApi`` starts, in this order: S3 and DynamoDB (an in-process moto server, unless
-``AWS_ENDPOINT_URL`` names other endpoints), the template's buckets and tables, the functions'
-environment variables, a Lambda Invoke endpoint for asynchronous invocations (exported as
-``AWS_ENDPOINT_URL_LAMBDA``), S3 notifications by polling, and the API on loopback. ``stop()``
-undoes all of it, environment variables included, so tests can start and stop it freely.
+``AWS_ENDPOINT_URL`` names other endpoints), the template's buckets and tables, a pool of worker
+processes per function (``LocalLambda``), a Lambda Invoke endpoint for asynchronous invocations
+(exported as ``AWS_ENDPOINT_URL_LAMBDA``), one warm worker per API function, S3 notifications by
+polling, and the API on loopback. ``stop()`` undoes all of it, worker processes and environment
+variables included, so tests can start and stop it freely.
+
+Like Lambda's sandboxes, each worker runs one event at a time and belongs to one function: the
+functions' environment variables and module state live in their workers, never in the server.
 """
 
 import logging
@@ -17,7 +21,13 @@ import boto3
 from botocore.exceptions import ClientError
 
 from infra.local_api.gateway import INTEGRATION_TIMEOUT_S, Gateway
-from infra.local_api.lambda_runtime import LambdaInvokeApi, LocalLambda, S3Notifications, function_environment
+from infra.local_api.lambda_runtime import (
+    DEFAULT_CONCURRENCY,
+    QUEUE_WAIT_S,
+    LambdaInvokeApi,
+    LocalLambda,
+    S3Notifications,
+)
 from infra.local_api.server import ApiServer
 from infra.template import Template
 
@@ -29,8 +39,6 @@ _MOTO_ENVIRONMENT = {
     "AWS_SECRET_ACCESS_KEY": "testing",
     "AWS_SESSION_TOKEN": "testing",
 }
-# Local stand-ins for what Lambda itself provides; X-Ray has no daemon here.
-_LAMBDA_ENVIRONMENT = {"POWERTOOLS_TRACE_DISABLED": "true", "AWS_LAMBDA_LOG_LEVEL": "INFO"}
 
 
 class LocalApi:
@@ -46,7 +54,14 @@ class LocalApi:
         integration_timeout_s: float = INTEGRATION_TIMEOUT_S,
         s3_poll_interval_s: float = 1.0,
         bootstrap_data: str | Path | None = None,
+        default_concurrency: int = DEFAULT_CONCURRENCY,
+        queue_wait_s: float = QUEUE_WAIT_S,
+        prewarm: bool = True,
     ):
+        """``default_concurrency``: workers per function where the template reserves none
+        (``ReservedConcurrentExecutions``). ``queue_wait_s``: how long a request waits for a busy
+        function's free worker before it gets 429. ``prewarm``: start one worker per API function
+        before serving, so the first requests are warm."""
         self.region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
         self.parameters = dict(parameters or {})
         self.template = Template(template_path, self.parameters, region=self.region)
@@ -57,6 +72,9 @@ class LocalApi:
         self.integration_timeout_s = integration_timeout_s
         self.s3_poll_interval_s = s3_poll_interval_s
         self.bootstrap_data = Path(bootstrap_data) if bootstrap_data else None
+        self.default_concurrency = default_concurrency
+        self.queue_wait_s = queue_wait_s
+        self.prewarm = prewarm
         self._saved_environment: dict[str, str | None] = {}
         self._moto = None
         self._started: list = []
@@ -96,16 +114,25 @@ class LocalApi:
             self._setenv({"AWS_ENDPOINT_URL": f"http://{host}:{port}"})
         self.storage_endpoint = os.environ["AWS_ENDPOINT_URL"]
         create_storage(self.template, self.region)
-        self._setenv({**_LAMBDA_ENVIRONMENT, **function_environment(self.template)})
         if self.bootstrap_data is not None:
             self._bootstrap()
 
-        self.runtime = LocalLambda(self.template, self.region, self.parameters)
+        api_functions = [route.function_id for route in self.template.routes]
+        self.runtime = LocalLambda(
+            self.template,
+            self.region,
+            self.parameters,
+            default_concurrency=self.default_concurrency,
+            queue_wait_s=self.queue_wait_s,
+            keep_warm=api_functions if self.prewarm else (),
+        )
         self._started.append(self.runtime.close)
         self.lambda_api = LambdaInvokeApi(self.runtime, host="127.0.0.1")
         self._started.append(self._stop_lambda_api)
         self._lambda_thread = _serve_in_thread(self.lambda_api, "lambda-invoke-api")
         self._setenv({"AWS_ENDPOINT_URL_LAMBDA": self.lambda_api.url})
+        if self.prewarm:  # workers copy the environment when they start: after the endpoints are set
+            self.runtime.prewarm(api_functions)
 
         self.notifications = S3Notifications(self.runtime, self.s3_poll_interval_s)
         self.notifications.start()

@@ -11,6 +11,7 @@ import sys
 import threading
 
 from infra.local_api import LocalApi
+from infra.local_api.lambda_runtime import DEFAULT_CONCURRENCY
 
 
 def _example(api: LocalApi) -> str:
@@ -36,6 +37,13 @@ def main(argv: list[str] | None = None) -> int:
         "--parameter", action="append", default=[], metavar="NAME=VALUE", help="template parameter override"
     )
     parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=DEFAULT_CONCURRENCY,
+        help="worker processes per function where the template reserves no concurrency "
+        f"(default: {DEFAULT_CONCURRENCY})",
+    )
+    parser.add_argument(
         "--data",
         default=os.environ.get("CIFAR10_DATA") or "../shared/data",
         help="folder with cifar10-train.zip and cifar10-test.zip, uploaded as the base datasets for "
@@ -55,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         extra_api_keys=tuple(keys[1:]),
         parameters=parameters,
         bootstrap_data=None if args.data == "none" else args.data,
+        default_concurrency=args.concurrency,
     )
     api.start()
     storage = "moto, in process" if api.uses_moto else api.storage_endpoint

@@ -2,6 +2,11 @@
 route match, payload limit (413), API key (403), usage-plan and stage token buckets (429), daily
 quota (429), the proxy event, the integration timeout (504), the function's answer back as
 HTTP, and gateway responses rendered from the template's own ``GatewayResponses``.
+
+The function runs in a worker process of its own (``LocalLambda``): a handler that raises or a
+worker that dies mid-request is API Gateway's 502, and a function whose workers are all busy
+past a short queue is 429 ``too_many_requests`` (API Gateway would pass Lambda's 429 on as a 5xx;
+a 429 here tells local clients to retry).
 """
 
 import json
@@ -16,7 +21,12 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote
 
 from infra import events
-from infra.local_api.lambda_runtime import FunctionError, FunctionTimeoutError, LocalLambda
+from infra.local_api.lambda_runtime import (
+    FunctionError,
+    FunctionThrottledError,
+    FunctionTimeoutError,
+    LocalLambda,
+)
 from infra.template import Route, Template, Throttle
 
 logger = logging.getLogger("local_api")
@@ -124,6 +134,21 @@ class Gateway:
         headers += [("x-amzn-RequestId", request_id), ("x-amzn-ErrorType", error_type)]
         return HttpResponse(status, headers, body.encode("utf-8"))
 
+    def function_throttled(self, error: FunctionThrottledError, request_id: str) -> HttpResponse:
+        """429 in the error form: the function's workers are all busy (its concurrency is spent).
+
+        No gateway response type covers it, so the body is written here, in the same
+        ``{"error": {"code", "message"}}`` form, with the headers of the template's ``THROTTLED``."""
+        body = json.dumps({"error": {"code": "too_many_requests", "message": str(error)}})
+        spec = self.template.gateway_responses.get("THROTTLED")
+        headers = [("Content-Type", "application/json"), *(spec.headers.items() if spec else ())]
+        headers += [
+            ("Retry-After", "1"),
+            ("x-amzn-RequestId", request_id),
+            ("x-amzn-ErrorType", "TooManyRequestsException"),
+        ]
+        return HttpResponse(429, headers, body.encode("utf-8"))
+
     # ---- the request
 
     def match(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None:
@@ -201,6 +226,9 @@ class Gateway:
             return self.error("REQUEST_TOO_LARGE", request_id, message)
         try:
             result = self.runtime.invoke(route.function_id, event, timeout_s=self.integration_timeout_s)
+        except FunctionThrottledError as error:
+            logger.warning("%s", error)
+            return self.function_throttled(error, request_id)
         except FunctionTimeoutError:
             if self.template.functions[route.function_id].timeout_s < self.integration_timeout_s:
                 return self.error("DEFAULT_5XX", request_id)  # Lambda timed out: API Gateway says 502

@@ -1,7 +1,11 @@
-"""Lambda, locally: the template's handlers called in process (API routes, with a timeout) or in a
-background process (asynchronous invocations and S3 notifications, killed at the function's
-``Timeout``), a minimal Lambda Invoke API that boto3 reaches through ``AWS_ENDPOINT_URL_LAMBDA``,
-and an S3 poller that stands in for bucket notifications.
+"""Lambda, locally: every function runs in worker processes of its own (``infra.local_api.sandbox``),
+one event at a time per worker, as in Lambda's sandboxes. API routes, the Lambda Invoke API
+(``RequestResponse`` and ``Event``) and S3 notifications all go through the same per-function
+pools, so functions share no process, module state or environment with each other or with the
+server. This module holds ``LocalLambda`` (the pools and the limits each kind of caller waits
+under), a minimal Lambda Invoke API that boto3 reaches through ``AWS_ENDPOINT_URL_LAMBDA``, an S3
+poller that stands in for bucket notifications, and what a worker needs to run a handler
+(``load_handler``, ``LambdaContext``).
 
 Function code needs no local mode: ``boto3.client("lambda").invoke(FunctionName=...,
 InvocationType="Event")`` lands here because the local API sets ``AWS_ENDPOINT_URL_LAMBDA``.
@@ -11,47 +15,61 @@ import importlib.util
 import json
 import logging
 import os
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 import traceback
 import uuid
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
+from collections.abc import Callable, Iterable
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import boto3
 
 from infra import events
+from infra.local_api.sandbox import (
+    REPO_ROOT,
+    FunctionError,
+    FunctionThrottledError,
+    FunctionTimeoutError,
+    Sandbox,
+    SandboxPool,
+)
 from infra.template import Function, Template
+
+__all__ = [
+    "FunctionError",
+    "FunctionThrottledError",
+    "FunctionTimeoutError",
+    "LambdaContext",
+    "LambdaInvokeApi",
+    "LocalLambda",
+    "S3Notifications",
+    "load_handler",
+]
 
 logger = logging.getLogger("local_api.lambda")
 
 WORKER_GRACE_S = 2.0  # a worker gets this long past its Timeout to write its result before it is killed
-
-
-class FunctionError(Exception):
-    """The handler raised (Lambda's ``Unhandled`` function error)."""
-
-    def __init__(self, payload: dict[str, Any]):
-        super().__init__(payload.get("errorMessage", "function error"))
-        self.payload = payload
-
-
-class FunctionTimeoutError(Exception):
-    """The handler ran past its limit (the function's ``Timeout``, or the caller's)."""
+DEFAULT_CONCURRENCY = 4  # workers per function where the template reserves no concurrency
+QUEUE_WAIT_S = 10.0  # how long a synchronous caller waits for a busy function's free worker
+# Local stand-ins for what Lambda itself provides; X-Ray has no daemon here.
+LAMBDA_ENVIRONMENT = {
+    "POWERTOOLS_TRACE_DISABLED": "true",
+    "AWS_LAMBDA_LOG_LEVEL": "INFO",
+    "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
+    "PYTHONUNBUFFERED": "1",  # the handler's logs reach the terminal as they are written
+}
 
 
 class LambdaContext:
-    """The context object Lambda passes to a handler, with a real ``get_remaining_time_in_millis``."""
+    """The context object Lambda passes to a handler, with a real ``get_remaining_time_in_millis``
+    (counting down ``timeout_s``, the function's ``Timeout`` unless the caller's limit is shorter)."""
 
-    def __init__(self, function: Function, region: str, request_id: str | None = None):
+    def __init__(
+        self, function: Function, region: str, request_id: str | None = None, timeout_s: float | None = None
+    ):
         self.function_name = function.logical_id
         self.function_version = "$LATEST"
         self.invoked_function_arn = f"arn:aws:lambda:{region}:123456789012:function:{function.logical_id}"
@@ -59,17 +77,19 @@ class LambdaContext:
         self.aws_request_id = request_id or str(uuid.uuid4())
         self.log_group_name = f"/aws/lambda/{function.logical_id}"
         self.log_stream_name = f"local/[$LATEST]{uuid.uuid4().hex}"
-        self._deadline = time.monotonic() + function.timeout_s
+        self._deadline = time.monotonic() + (function.timeout_s if timeout_s is None else timeout_s)
 
     def get_remaining_time_in_millis(self) -> int:
         return max(0, int((self._deadline - time.monotonic()) * 1000))
 
 
-def function_environment(template: Template) -> dict[str, str]:
-    """Every function's variables in one mapping (all handlers share this process's environment)."""
-    environment: dict[str, str] = {}
-    for function in template.functions.values():
-        environment.update(function.environment)
+def sandbox_environment(function: Function, base: dict[str, str]) -> dict[str, str]:
+    """A worker's environment: the server's (endpoints, credentials, region), Lambda's stand-ins,
+    then the function's own variables (template Globals and its ``Environment``), with the
+    repository on ``PYTHONPATH`` so the worker module imports from any directory."""
+    environment = {**base, **LAMBDA_ENVIRONMENT, **function.environment}
+    paths = [str(REPO_ROOT), *filter(None, environment.get("PYTHONPATH", "").split(os.pathsep))]
+    environment["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
     return environment
 
 
@@ -125,44 +145,82 @@ def error_payload(error: BaseException) -> dict[str, Any]:
 
 
 class LocalLambda:
-    """Runs the template's functions: in process for API routes, in worker processes otherwise."""
+    """Runs the template's functions, each in a pool of worker processes of its own.
 
-    def __init__(self, template: Template, region: str, parameters: dict[str, str] | None = None):
+    A pool grows on demand up to the function's ``ReservedConcurrentExecutions``, else
+    ``default_concurrency``; each new worker is a cold start, an idle one is reused warm."""
+
+    def __init__(
+        self,
+        template: Template,
+        region: str,
+        parameters: dict[str, str] | None = None,
+        *,
+        default_concurrency: int = DEFAULT_CONCURRENCY,
+        queue_wait_s: float = QUEUE_WAIT_S,
+        keep_warm: Iterable[str] = (),
+    ):
         self.template = template
         self.region = region
         self.parameters = dict(parameters or {})
-        self._pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="lambda")
-        self._workers: set[subprocess.Popen] = set()
-        self._workers_lock = threading.Lock()
-        self._closed = False
+        self.queue_wait_s = queue_wait_s
+        warm = set(keep_warm)
+        self.pools = {
+            function_id: SandboxPool(
+                function,
+                function.reserved_concurrency or default_concurrency,
+                self._starter(function),
+                keep_warm=1 if function_id in warm else 0,
+            )
+            for function_id, function in template.functions.items()
+        }
 
-    # ---- in process (API routes)
+    def _starter(self, function: Function) -> Callable[[], Sandbox]:
+        # The server's environment as it is when the worker starts: the endpoints are set by then.
+        return lambda: Sandbox(function, self.region, sandbox_environment(function, dict(os.environ)))
+
+    def prewarm(self, function_ids: Iterable[str], timeout_s: float = 60.0) -> None:
+        """One warm worker for each of ``function_ids``, started side by side; returns when all are
+        ready (or failed, which is logged: their requests get the function's error)."""
+        deadline = time.monotonic() + timeout_s
+        threads = [
+            threading.Thread(
+                target=self.pools[function_id].prewarm, args=(deadline,), name=f"prewarm-{function_id}"
+            )
+            for function_id in dict.fromkeys(function_ids)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    # ---- API routes
 
     def invoke(self, function_id: str, event: dict, timeout_s: float) -> Any:
-        """The handler's result, or ``FunctionError`` / ``FunctionTimeoutError``.
+        """The handler's result within the caller's ``timeout_s`` (the integration timeout: queue
+        and cold start included), the function's own ``Timeout`` applying to the handler.
 
-        A handler past ``timeout_s`` keeps running in its thread (a thread cannot be killed);
-        the caller gets its answer on time, as API Gateway's caller does."""
-        function = self.template.functions[function_id]
-        limit = min(timeout_s, function.timeout_s)
+        Raises ``FunctionError``, ``FunctionTimeoutError`` (the worker is killed) or
+        ``FunctionThrottledError`` (no free worker within the queue bound)."""
+        now = time.monotonic()
+        deadline = now + timeout_s
+        return self.pools[function_id].run(
+            event,
+            wait_until=min(deadline, now + self.queue_wait_s),
+            deadline=deadline,
+            limit_s=self.template.functions[function_id].timeout_s,
+        )
 
-        def call() -> Any:
-            handler = load_handler(function)
-            return handler(event, LambdaContext(function, self.region))
+    # ---- the Lambda Invoke API, S3 notifications
 
-        future = self._pool.submit(call)
-        try:
-            return future.result(timeout=limit)
-        except FutureTimeout as error:
-            raise FunctionTimeoutError(f"{function_id} ran past {limit:g} s") from error
-        except Exception as error:  # the function's own failure, reported as Lambda reports it
-            logger.exception("%s raised", function_id)
-            raise FunctionError(error_payload(error)) from error
-
-    # ---- worker processes (asynchronous invocations, S3 notifications, Lambda Invoke API)
+    def invoke_sync(self, function_id: str, payload: dict) -> Any:
+        """Lambda's ``RequestResponse``: the result, or ``FunctionError`` / ``FunctionTimeoutError``
+        / ``FunctionThrottledError``. A cold start counts against the function's ``Timeout``."""
+        return self._run_to_timeout(function_id, payload, wait_s=self.queue_wait_s)
 
     def invoke_async(self, function_id: str, payload: dict) -> None:
-        """Lambda's ``InvocationType="Event"``: run the function in a background process."""
+        """Lambda's ``InvocationType="Event"``: queued (as long as it takes for a free worker, as
+        Lambda's event queue holds events for a function at its concurrency limit), then run."""
         threading.Thread(
             target=self._run_in_background,
             args=(function_id, payload),
@@ -172,65 +230,28 @@ class LocalLambda:
 
     def _run_in_background(self, function_id: str, payload: dict) -> None:
         try:
-            self._run_worker(function_id, payload)
+            self._run_to_timeout(function_id, payload, wait_s=None)
         except (FunctionError, FunctionTimeoutError):
-            pass  # logged by _run_worker; Lambda would retry twice, the local API does not
+            pass  # logged by the pool; Lambda would retry twice, the local API does not
 
-    def invoke_sync(self, function_id: str, payload: dict) -> Any:
-        """Lambda's ``RequestResponse`` in a worker process: the result, or ``FunctionError``."""
-        return self._run_worker(function_id, payload)
-
-    def _run_worker(self, function_id: str, payload: dict) -> Any:
+    def _run_to_timeout(self, function_id: str, payload: dict, wait_s: float | None) -> Any:
         function = self.template.functions[function_id]
-        with tempfile.TemporaryDirectory(prefix="local-lambda-") as folder:
-            event_file, result_file = Path(folder, "event.json"), Path(folder, "result.json")
-            event_file.write_text(json.dumps(payload), encoding="utf-8")
-            command = [
-                sys.executable, "-m", "infra.local_api.worker",
-                str(self.template.path), function_id, str(event_file), str(result_file),
-                json.dumps(self.parameters),
-            ]  # fmt: skip
-            with self._workers_lock:
-                if self._closed:
-                    raise FunctionError(
-                        {"errorMessage": "the local API is shutting down", "errorType": "Shutdown"}
-                    )
-                process = subprocess.Popen(command, env=dict(os.environ))
-                self._workers.add(process)
-            try:
-                process.wait(timeout=function.timeout_s + WORKER_GRACE_S)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-                logger.error("%s: Task timed out after %.2f seconds", function_id, function.timeout_s)
-                raise FunctionTimeoutError(
-                    f"{function_id} timed out after {function.timeout_s:g} s"
-                ) from None
-            finally:
-                with self._workers_lock:
-                    self._workers.discard(process)
-            if not result_file.exists():
-                raise FunctionError(
-                    {"errorMessage": f"worker exited {process.returncode}", "errorType": "Runtime"}
-                )
-            outcome = json.loads(result_file.read_text(encoding="utf-8"))
-        if "error" in outcome:
-            logger.error("%s failed: %s", function_id, outcome["error"]["errorMessage"])
-            raise FunctionError(outcome["error"])
-        return outcome["result"]
+        try:
+            return self.pools[function_id].run(
+                payload,
+                wait_until=None if wait_s is None else time.monotonic() + wait_s,
+                deadline=None,  # from when a worker is free: a cold start, then the handler's own limit
+                limit_s=function.timeout_s,
+                grace_s=WORKER_GRACE_S,
+            )
+        except FunctionTimeoutError:
+            logger.error("%s: Task timed out after %.2f seconds", function_id, function.timeout_s)
+            raise
 
     def close(self) -> None:
-        with self._workers_lock:
-            self._closed = True
-            workers = list(self._workers)
-        for process in workers:
-            process.terminate()
-        for process in workers:
-            try:
-                process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                process.kill()
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        """Stop every worker of every function."""
+        for pool in self.pools.values():
+            pool.close()
 
 
 class _InvokeApiHandler(BaseHTTPRequestHandler):
@@ -261,6 +282,10 @@ class _InvokeApiHandler(BaseHTTPRequestHandler):
             return self._reply(202, None)
         try:
             return self._reply(200, runtime.invoke_sync(function.logical_id, payload))
+        except FunctionThrottledError as error:
+            reason = "ReservedFunctionConcurrentInvocationLimitExceeded"
+            body = {"Type": "User", "message": str(error), "Reason": reason}
+            return self._reply(429, body, "TooManyRequestsException")
         except FunctionError as error:
             return self._reply(200, error.payload, function_error="Unhandled")
         except FunctionTimeoutError as error:
@@ -289,6 +314,7 @@ class _InvokeApiHandler(BaseHTTPRequestHandler):
 
 class LambdaInvokeApi(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 1024  # a burst of invocations waits in the backlog instead of being reset
 
     def __init__(self, runtime: LocalLambda, host: str = "127.0.0.1", port: int = 0):
         super().__init__((host, port), _InvokeApiHandler)
@@ -302,7 +328,7 @@ class LambdaInvokeApi(ThreadingHTTPServer):
 
 class S3Notifications:
     """Bucket notifications by polling: a new or changed object under a trigger's prefix (and
-    suffix) starts the trigger's function in a worker process with an S3 event."""
+    suffix) invokes the trigger's function asynchronously (through its pool) with an S3 event."""
 
     def __init__(self, runtime: LocalLambda, interval_s: float = 1.0):
         self.runtime = runtime

@@ -1,5 +1,8 @@
 """The HTTP side of the local API: the standard library's ``ThreadingHTTPServer`` reading raw
-requests (bytes, repeated headers, ``Expect: 100-continue``, chunked bodies) for the gateway."""
+requests (bytes, repeated headers, ``Expect: 100-continue``, chunked bodies) for the gateway.
+
+One thread per connection, and a deep listen backlog, so a burst of clients is queued, not reset;
+the threads only wait while the functions run in their own worker processes."""
 
 import logging
 import sys
@@ -113,6 +116,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 class ApiServer(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 1024  # the listen backlog: connections beyond it would be refused or reset
 
     def __init__(self, gateway: Gateway, host: str, port: int):
         super().__init__((host, port), _Handler)

@@ -1,31 +1,58 @@
-"""One Lambda invocation in a fresh process: ``python -m infra.local_api.worker TEMPLATE FUNCTION
-EVENT_FILE RESULT_FILE [PARAMETERS_JSON]``. Writes ``{"result": ...}`` or ``{"error": ...}``.
+"""A local Lambda sandbox: ``python -m infra.local_api.worker EVENTS_FD RESULTS_FD``.
 
-The parent (``LocalLambda``) kills the process at the function's ``Timeout``; the context's
-``get_remaining_time_in_millis`` counts down to that same moment."""
+Started by ``Sandbox`` (``infra.local_api.sandbox``) with the function's environment already
+set. It reads its function from the first message on ``EVENTS_FD``, imports the handler (the cold
+start) and answers ``{"ready": ...}`` or ``{"init_error": ...}`` on ``RESULTS_FD``; then, one
+event at a time until that pipe closes, it runs the handler and answers ``{"result": ...}`` or
+``{"error": ...}``. Module state survives between events, as in a warm Lambda sandbox.
 
-import json
+The two pipes are the protocol's alone: the handler's prints and logs go to the stdout and
+stderr the server gave the worker. The parent kills the worker at its time limit; the context's
+``get_remaining_time_in_millis`` counts down to that moment.
+"""
+
 import os
 import sys
-from pathlib import Path
+import time
+from typing import Any
 
 from infra.local_api.lambda_runtime import LambdaContext, error_payload, load_handler
-from infra.template import Template
+from infra.local_api.sandbox import decode_function, read_message, write_message
+
+
+def _run(handler: Any, message: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    try:
+        return {"result": handler(message["event"], context)}
+    except Exception as error:  # reported to the parent as Lambda reports an Unhandled error
+        return {"error": error_payload(error)}
 
 
 def main(argv: list[str]) -> int:
-    template_path, function_id, event_file, result_file = argv[:4]
-    parameters = json.loads(argv[4]) if len(argv) > 4 else {}
-    region = os.environ.get("AWS_DEFAULT_REGION", "us-east-1")
-    function = Template(template_path, parameters, region=region).functions[function_id]
-    event = json.loads(Path(event_file).read_text(encoding="utf-8"))
+    events, results = int(argv[0]), int(argv[1])
+    for fd in (events, results):
+        os.set_inheritable(fd, False)  # whatever the handler starts must not hold the protocol's pipes
+    setup = read_message(events)
+    function, region = decode_function(setup["function"]), setup["region"]
+    started = time.perf_counter()
     try:
-        result = load_handler(function)(event, LambdaContext(function, region))
-        outcome = {"result": result}
-    except Exception as error:  # reported to the parent as Lambda reports an Unhandled error
-        outcome = {"error": error_payload(error)}
-    Path(result_file).write_text(json.dumps(outcome, default=str), encoding="utf-8")
-    return 0
+        handler = load_handler(function)
+    except Exception as error:  # Lambda's Runtime.ImportModuleError: reported, then the sandbox ends
+        write_message(
+            results, {"init_error": {**error_payload(error), "errorType": "Runtime.ImportModuleError"}}
+        )
+        return 1
+    write_message(results, {"ready": True, "init_ms": (time.perf_counter() - started) * 1000})
+    while True:
+        try:
+            message = read_message(events)
+        except EOFError:  # the parent closed the pipe (or died): the sandbox is done
+            return 0
+        context = LambdaContext(function, region, message["request_id"], timeout_s=message["timeout_s"])
+        outcome = _run(handler, message, context)
+        try:
+            write_message(results, outcome)
+        except (TypeError, ValueError) as error:  # a result JSON cannot hold (a circular one, say)
+            write_message(results, {"error": {**error_payload(error), "errorType": "Runtime.MarshalError"}})
 
 
 if __name__ == "__main__":

@@ -163,11 +163,16 @@ def test_an_event_over_the_lambda_6_mb_limit_is_refused_with_413(api):
     assert "6 MB" in response.json()["error"]["message"]
 
 
-def test_a_handler_past_the_integration_timeout_gets_504(api):
+def test_a_handler_past_the_integration_timeout_gets_504_and_its_worker_is_replaced(api):
+    pool = api.runtime.pools["EchoFunction"]
+    before = set(pool.pids())
+
     response = call(api, "GET", "/slow?seconds=3")
 
     assert_error(response, 504, "timeout")
     assert response.elapsed.total_seconds() < 2.5
+    assert len(before - set(pool.pids())) == 1  # the worker that ran it was killed
+    assert call(api, "POST", "/echo", json={}).status_code == 200
 
 
 def test_a_handler_that_raises_gets_502_in_the_error_form(api):

@@ -3,11 +3,18 @@ usage plan's buckets and the API key are enforced, and the events it builds have
 ``shared/events`` files the handlers are tested with."""
 
 import base64
+import hashlib
+import io
 import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+import numpy as np
 
 import pytest
 import requests
+from PIL import Image
 
 from classifier import aws as aws_clients
 from classifier.api import model_provider
@@ -21,6 +28,7 @@ pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
 KEY = "template-key"
 THROTTLE_KEY = "template-throttle-key"
+CONCURRENT_KEYS = tuple(f"template-concurrent-key-{i}" for i in range(64))  # a predict bucket each
 
 
 def reset_process_state() -> None:
@@ -33,7 +41,9 @@ def reset_process_state() -> None:
 @pytest.fixture(scope="module")
 def api(start_local_api):
     reset_process_state()
-    api = start_local_api(REPO / "template.yaml", api_key=KEY, extra_api_keys=(THROTTLE_KEY,))
+    api = start_local_api(
+        REPO / "template.yaml", api_key=KEY, extra_api_keys=(THROTTLE_KEY, *CONCURRENT_KEYS)
+    )
     seen: list[dict] = []
     invoke = api.runtime.invoke
 
@@ -104,6 +114,38 @@ def test_stored_predictions_are_listed_and_fetched(api, dog_jpeg):
 
     assert listed["items"][0]["id"] == made["id"]
     assert fetched["id"] == made["id"] and fetched["label"] == made["label"]
+
+
+def noise_png(seed: int) -> bytes:
+    """A 32x32 PNG of random pixels: every seed a different image."""
+    pixels = np.random.default_rng(seed).integers(0, 256, size=(32, 32, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels, "RGB").save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_64_concurrent_predictions_each_answer_and_store_their_own_image(api):
+    images = [noise_png(seed) for seed in range(64)]
+    assert len({hashlib.sha256(image).hexdigest() for image in images}) == len(images)
+    start = threading.Barrier(64)
+
+    def predict(index: int) -> requests.Response:
+        start.wait()  # all at once
+        headers = {"Content-Type": "image/png"}
+        return post(api, "/predict", key=CONCURRENT_KEYS[index], data=images[index], headers=headers)
+
+    with ThreadPoolExecutor(64) as pool:
+        answers = [assert_prediction(response) for response in pool.map(predict, range(64))]
+        ids = [answer["id"] for answer in answers]
+        stored = list(pool.map(lambda i: get(api, f"/predictions/{ids[i]}", CONCURRENT_KEYS[i]), range(64)))
+
+    for image, answer, record in zip(images, answers, stored, strict=True):
+        assert answer["image_sha256"] == hashlib.sha256(image).hexdigest()
+        assert record.status_code == 200, record.text
+        assert {key: record.json()[key] for key in ("id", "image_sha256", "label")} == {
+            key: answer[key] for key in ("id", "image_sha256", "label")
+        }
+    assert len(set(ids)) == 64
 
 
 def test_without_the_key_the_api_answers_403_in_the_error_form(api):
