@@ -13,14 +13,14 @@ functions' environment variables and module state live in their workers, never i
 
 import logging
 import os
-import secrets
 import threading
 from pathlib import Path
 
 import boto3
 from botocore.exceptions import ClientError
 
-from infra.local_api.gateway import INTEGRATION_TIMEOUT_S, Gateway
+from infra.api_keys import new_key_value, register_local_keys
+from infra.local_api.gateway import INTEGRATION_TIMEOUT_S, Gateway, KeyGrant
 from infra.local_api.lambda_runtime import (
     DEFAULT_CONCURRENCY,
     QUEUE_WAIT_S,
@@ -50,6 +50,8 @@ class LocalApi:
         port: int = 3000,
         api_key: str | None = None,
         extra_api_keys: tuple[str, ...] = (),
+        operator_api_key: str | None = None,
+        extra_operator_api_keys: tuple[str, ...] = (),
         parameters: dict[str, str] | None = None,
         integration_timeout_s: float = INTEGRATION_TIMEOUT_S,
         s3_poll_interval_s: float = 1.0,
@@ -67,8 +69,12 @@ class LocalApi:
         self.template = Template(template_path, self.parameters, region=self.region)
         self.host = host
         self.port = port
-        self.api_key = api_key or secrets.token_hex(20)  # 40 characters, like API Gateway's keys
-        self.api_keys = {self.api_key, *extra_api_keys}  # each key has its own buckets and quota
+        # Client keys and operator keys; each has its own buckets and quota, by its plan's figures.
+        self.api_key = api_key or new_key_value()
+        self.api_keys = {self.api_key, *extra_api_keys}
+        self.operator_api_key = operator_api_key or new_key_value()
+        self.operator_api_keys = {self.operator_api_key, *extra_operator_api_keys}
+        self.key_grants: dict[str, KeyGrant] = {}
         self.integration_timeout_s = integration_timeout_s
         self.s3_poll_interval_s = s3_poll_interval_s
         self.bootstrap_data = Path(bootstrap_data) if bootstrap_data else None
@@ -114,6 +120,7 @@ class LocalApi:
             self._setenv({"AWS_ENDPOINT_URL": f"http://{host}:{port}"})
         self.storage_endpoint = os.environ["AWS_ENDPOINT_URL"]
         create_storage(self.template, self.region)
+        self.key_grants = self._register_keys()
         if self.bootstrap_data is not None:
             self._bootstrap()
 
@@ -139,12 +146,30 @@ class LocalApi:
         self._started.append(self.notifications.stop)
 
         gateway = Gateway(
-            self.template, self.runtime, self.api_keys, integration_timeout_s=self.integration_timeout_s
+            self.template, self.runtime, self.key_grants, integration_timeout_s=self.integration_timeout_s
         )
         self.server = ApiServer(gateway, self.host, self.port)
         self.port = self.server.port
         self.server.start()
         self._started.append(self.server.stop)
+
+    def _register_keys(self) -> dict[str, KeyGrant]:
+        """Each key's id and usage plan. With moto, the keys and the template's plans are created in
+        its API Gateway, so the functions find a caller's role as in AWS (GetUsagePlans by key id).
+        On another endpoint nothing is created there: every key gets a local id and the clients'
+        figures, and the functions see clients only."""
+        keys = {"client": sorted(self.api_keys), "operator": sorted(self.operator_api_keys)}
+        plans = {"client": self.template.client_plan, "operator": self.template.operator_plan}
+        if self.uses_moto and all(plans.values()):
+            registered = register_local_keys(self.template, self.region, keys)
+            return {value: KeyGrant(key.key_id, plans[key.role]) for value, key in registered.items()}
+        if self.template.operator_plan is None and self.template.usage_plans:
+            logger.info("the template has no operators' plan: every key is a client's")
+        return {
+            value: KeyGrant(f"local-{role}-{index}", plans[role] or self.template.client_plan)
+            for role, values in keys.items()
+            for index, value in enumerate(values)
+        }
 
     def _bootstrap(self) -> None:
         """The base datasets and the baseline model in S3, the baseline in the registry and

@@ -1,7 +1,8 @@
 """``make serve``: ``python -m infra.local_api [--port N] [--template template.yaml]``.
 
-Serves on loopback (``--host`` to widen it, on purpose). ``PORT`` and ``API_KEY`` come from the
-environment when set; a key is generated otherwise."""
+Serves on loopback (``--host`` to widen it, on purpose). ``PORT``, ``API_KEY`` (client keys) and
+``OPERATOR_API_KEY`` (operator keys), each comma-separated, come from the environment when set; one
+key of each kind is generated and printed otherwise."""
 
 import argparse
 import logging
@@ -23,6 +24,10 @@ def _example(api: LocalApi) -> str:
     return f"curl -X {method} {header} {api.url}{path}"
 
 
+def _keys(value: str | None) -> list[str]:
+    return [key.strip() for key in (value or "").split(",") if key.strip()]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m infra.local_api", description=__doc__)
     parser.add_argument("--template", default="template.yaml")
@@ -31,7 +36,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--api-key",
         default=os.environ.get("API_KEY") or None,
-        help="the key callers send as x-api-key; comma-separated for several (default: generated)",
+        help="client keys (predict, own records, models), comma-separated (default: one generated)",
+    )
+    parser.add_argument(
+        "--operator-api-key",
+        default=os.environ.get("OPERATOR_API_KEY") or None,
+        help="operator keys (every route), comma-separated (default: one generated)",
     )
     parser.add_argument(
         "--parameter", action="append", default=[], metavar="NAME=VALUE", help="template parameter override"
@@ -54,13 +64,16 @@ def main(argv: list[str] | None = None) -> int:
     for noisy in ("botocore", "werkzeug"):  # moto's request log and boto3's endpoint notes
         logging.getLogger(noisy).setLevel(logging.WARNING)
     parameters = dict(item.split("=", 1) for item in args.parameter)
-    keys = [key.strip() for key in (args.api_key or "").split(",") if key.strip()]
+    keys = _keys(args.api_key)
+    operator_keys = _keys(args.operator_api_key)
     api = LocalApi(
         args.template,
         host=args.host,
         port=args.port,
         api_key=keys[0] if keys else None,
         extra_api_keys=tuple(keys[1:]),
+        operator_api_key=operator_keys[0] if operator_keys else None,
+        extra_operator_api_keys=tuple(operator_keys[1:]),
         parameters=parameters,
         bootstrap_data=None if args.data == "none" else args.data,
         default_concurrency=args.concurrency,
@@ -71,7 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"Local API on {api.url} (stage {api.template.stage_name}; S3 and DynamoDB: {storage})\n"
         f"{routes}\n"
-        f"API key: {api.api_key}\n"
+        f"Client API key:   {api.api_key}\n"
+        f"Operator API key: {api.operator_api_key}\n"
         f"Try:     {_example(api)}\n"
         "Ctrl-C stops it.",
         flush=True,

@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -27,7 +27,7 @@ from infra.local_api.lambda_runtime import (
     FunctionTimeoutError,
     LocalLambda,
 )
-from infra.template import Route, Template, Throttle
+from infra.template import Route, Template, Throttle, UsagePlan
 
 logger = logging.getLogger("local_api")
 
@@ -85,12 +85,20 @@ class TokenBucket:
         return False
 
 
+@dataclass(frozen=True)
+class KeyGrant:
+    """What API Gateway knows of a key: its id (the request context's ``apiKeyId``) and its usage plan."""
+
+    key_id: str
+    plan: UsagePlan | None  # None: the template's first plan (or none at all)
+
+
 class Gateway:
     def __init__(
         self,
         template: Template,
         runtime: LocalLambda,
-        api_keys: set[str],
+        api_keys: Mapping[str, KeyGrant] | set[str],
         *,
         integration_timeout_s: float = INTEGRATION_TIMEOUT_S,
         payload_limit: int = API_GATEWAY_PAYLOAD_LIMIT,
@@ -98,7 +106,9 @@ class Gateway:
     ):
         self.template = template
         self.runtime = runtime
-        self.api_keys = set(api_keys)
+        if not isinstance(api_keys, Mapping):  # plain values: each its own id, the template's first plan
+            api_keys = {value: KeyGrant(f"local-{index}", None) for index, value in enumerate(sorted(api_keys))}
+        self.api_keys = dict(api_keys)
         self.integration_timeout_s = integration_timeout_s
         self.payload_limit = payload_limit
         self.clock = clock
@@ -166,7 +176,8 @@ class Gateway:
         return bucket.take(now)
 
     def _admit(self, route: Route, api_key: str | None, request_id: str) -> HttpResponse | None:
-        """Stage cap, then the key's per-route bucket, then its quota: None when admitted."""
+        """Stage cap, then the key's per-route bucket, then its quota (its own plan's figures): None
+        when admitted."""
         now = self.clock()
         with self._lock:
             stage = self.template.stage_throttle
@@ -174,10 +185,12 @@ class Gateway:
                 return self.error("THROTTLED", request_id)
             if api_key is None:
                 return None
-            per_route = self.template.route_throttles.get(route.throttle_key) or self.template.plan_throttle
+            plan = self.api_keys[api_key].plan if api_key in self.api_keys else None
+            route_throttles = plan.route_throttles if plan else self.template.route_throttles
+            per_route = route_throttles.get(route.throttle_key) or (plan.throttle if plan else self.template.plan_throttle)
             if per_route is not None and not self._take((api_key, route.throttle_key), per_route, now):
                 return self.error("THROTTLED", request_id)
-            quota = self.template.quota
+            quota = plan.quota if plan else self.template.quota
             if quota is not None:
                 period = _quota_period(quota.period)
                 used = self._quota_used.get((api_key, period), 0)
@@ -215,6 +228,7 @@ class Gateway:
             binary_media_types=self.template.binary_media_types,
             stage=self.template.stage_name,
             api_key=api_key,
+            api_key_id=self.api_keys[api_key].key_id if api_key in self.api_keys else None,
             source_ip=request.source_ip,
             request_id=request_id,
         )

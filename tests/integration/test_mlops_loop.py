@@ -14,7 +14,8 @@ from tests.conftest import REPO, sample_zip
 from tests.integration.conftest import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-KEYS = [f"key-{i}" for i in range(16)]  # each key has its own token buckets (training data: burst 1)
+KEYS = [f"operator-{i}" for i in range(20)]  # each key has its own token buckets (training data: burst 1)
+CLIENTS = [f"client-{i}" for i in range(3)]
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +25,8 @@ def api(start_local_api, test_zip, tmp_path_factory, monkeypatch_module):
     (data / "cifar10-test.zip").write_bytes(sample_zip(test_zip, every=10, offset=3))  # 500 images
     monkeypatch_module.setenv("PYTHONPATH", f"{REPO / 'layers' / 'classifier'}:{REPO}")  # worker processes
     monkeypatch_module.chdir(REPO)
-    return start_local_api(REPO / "template.yaml", api_key=KEYS[0], extra_api_keys=tuple(KEYS[1:]),
+    return start_local_api(REPO / "template.yaml", operator_api_key=KEYS[0], extra_operator_api_keys=tuple(KEYS[1:]),
+                           api_key=CLIENTS[0], extra_api_keys=tuple(CLIENTS[1:]),
                            parameters={"ModelRefreshSeconds": "0"}, bootstrap_data=data, s3_poll_interval_s=0.3)
 
 
@@ -128,3 +130,54 @@ def test_bad_mlops_requests_get_a_clear_4xx(api, case):
 
     assert answer.status_code == status, answer.text
     assert answer.json()["error"]["code"] == code
+
+
+OPERATOR_ROUTES = [
+    ("POST", "/training-data", {"json": {"label": "cat", "images": ["aGVsbG8="]}}),
+    ("POST", "/training-data", {"json": {"upload": True}}),
+    ("GET", "/training-data", {}),
+    ("GET", "/training-data/uploads/anything", {}),
+    ("POST", "/retrain", {"json": {"epochs": 1}}),
+    ("GET", "/retrain/anything", {}),
+    ("POST", "/models/anything/promote", {}),
+]
+
+
+@pytest.mark.parametrize("case", range(len(OPERATOR_ROUTES)))
+def test_a_client_key_on_an_operator_route_is_forbidden_and_nothing_happens(api, case):
+    method, path, kwargs = OPERATOR_ROUTES[case]
+    state = lambda: (call(api, "GET", "/models", key=KEYS[19]).json(),  # noqa: E731
+                     call(api, "GET", "/training-data", key=KEYS[19]).json())
+    before = state()
+
+    answer = call(api, method, path, key=CLIENTS[1], **kwargs)
+
+    assert answer.status_code == 403, answer.text
+    assert answer.json()["error"]["code"] == "forbidden"
+    assert state() == before  # no training data, no new version, no promotion
+
+
+def test_records_belong_to_their_caller(api, dog_jpeg):
+    # given a prediction by each of two clients and one by an operator
+    made = {
+        key: call(api, "POST", "/predict", key=key, data=dog_jpeg, headers={"content-type": "image/jpeg"}).json()
+        for key in (CLIENTS[1], CLIENTS[2], KEYS[17])
+    }
+    mine, theirs = made[CLIENTS[1]], made[CLIENTS[2]]
+    assert mine["owner"] and mine["owner"] != theirs["owner"] and CLIENTS[1] not in mine["owner"]
+
+    # then a client lists only its own records, and another owner's record is "not found"
+    listed = call(api, "GET", "/predictions?limit=100", key=CLIENTS[1]).json()["items"]
+    assert {item["owner"] for item in listed} == {mine["owner"]}
+    assert mine["id"] in {item["id"] for item in listed}
+    missing = call(api, "GET", f"/predictions/{theirs['id']}", key=CLIENTS[1])
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
+    other = call(api, "GET", f"/predictions?owner={theirs['owner']}", key=CLIENTS[1])
+    assert other.status_code == 403 and other.json()["error"]["code"] == "forbidden"
+
+    # and an operator reads anyone's, lists everyone's, or one owner's
+    assert call(api, "GET", f"/predictions/{theirs['id']}", key=KEYS[17]).json()["owner"] == theirs["owner"]
+    everyone = call(api, "GET", "/predictions?limit=100", key=KEYS[17]).json()["items"]
+    assert {mine["owner"], theirs["owner"], made[KEYS[17]]["owner"]} <= {item["owner"] for item in everyone}
+    one = call(api, "GET", f"/predictions?owner={theirs['owner']}", key=KEYS[17]).json()["items"]
+    assert [item["id"] for item in one] == [theirs["id"]]

@@ -9,7 +9,7 @@ import pytest
 from moto import mock_aws
 
 from classifier import aws as aws_clients
-from classifier.api import model_provider
+from classifier.api import callers, model_provider
 from classifier.settings import get_settings
 from infra.local_api import create_storage
 from infra.template import Template
@@ -32,6 +32,7 @@ def reset_process_state() -> None:
     get_settings.cache_clear()
     aws_clients.reset_clients()
     model_provider.set_provider(None)
+    callers.set_lookup(None)
 
 
 @pytest.fixture

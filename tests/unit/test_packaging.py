@@ -94,10 +94,30 @@ def test_the_environment_sets_every_setting():
     assert parsed.jobs_table == "JobsTable" and parsed.artifacts_bucket and parsed.model_refresh_seconds == 60
 
 
-def test_the_listing_index_is_the_one_the_code_queries():
-    (index,) = TEMPLATE.tables["PredictionsTable"]["GlobalSecondaryIndexes"]
-    assert index["IndexName"] == records.LIST_INDEX
-    assert [key["AttributeName"] for key in index["KeySchema"]] == ["kind", "created_at"]
+def test_the_listing_indexes_are_the_ones_the_code_queries():
+    indexes = {
+        index["IndexName"]: [key["AttributeName"] for key in index["KeySchema"]]
+        for index in TEMPLATE.tables["PredictionsTable"]["GlobalSecondaryIndexes"]
+    }
+    assert indexes == {records.LIST_INDEX: ["kind", "created_at"], records.OWNER_INDEX: ["owner", "created_at"]}
+
+
+def test_every_function_that_checks_a_role_may_ask_which_usage_plans_a_key_is_in():
+    # the functions whose handlers look up the caller's role (classifier.api.callers)
+    checking = {
+        function_id for function_id, function in TEMPLATE.functions.items()
+        if "callers.caller_of" in (function.code_dir / "app.py").read_text()
+    }
+    assert checking == {"PredictionsFunction", "TrainingDataFunction", "ModelsFunction"}
+    for function_id in checking:
+        statements = [
+            statement
+            for policy in TEMPLATE.resources[function_id]["Properties"]["Policies"]
+            for statement in policy["Statement"]
+        ]
+        assert any(statement["Action"] == "apigateway:GET" for statement in statements), function_id
+    plan_names = {plan.name for plan in TEMPLATE.usage_plans.values()}
+    assert FUNCTION_ENVIRONMENT["OPERATOR_USAGE_PLAN"] in plan_names
 
 
 def test_data_resources_are_protected():

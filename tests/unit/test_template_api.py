@@ -64,6 +64,13 @@ def test_gateway_responses_use_the_error_form(kind):
     assert set(body) == {"error"} and set(body["error"]) == {"code", "message"}
 
 
-def test_outputs_name_the_url_and_the_key():
+def test_outputs_name_the_url_and_a_key_of_each_kind_in_its_own_plan():
     outputs = TEMPLATE.doc["Outputs"]
-    assert {"ApiUrl", "ApiKeyId", "ApiKeyValueCommand"} <= set(outputs)
+    assert {"ApiUrl", "ClientApiKeyId", "ClientApiKeyValueCommand", "OperatorApiKeyId",
+            "OperatorApiKeyValueCommand"} <= set(outputs)
+    plan_of_key = {
+        resource["Properties"]["KeyId"]["Ref"]: resource["Properties"]["UsagePlanId"]["Ref"]
+        for resource in TEMPLATE.resources.values()
+        if resource["Type"] == "AWS::ApiGateway::UsagePlanKey"
+    }
+    assert plan_of_key == {"ClientApiKey": "ClientUsagePlan", "OperatorApiKey": "OperatorUsagePlan"}
