@@ -247,7 +247,7 @@ def test_stop_closes_the_port_and_restores_the_environment():
 
 
 def test_the_serve_command_prints_url_key_and_curl_line_and_stops_on_sigterm(tmp_path):
-    environment = {**os.environ, "API_KEY": "cli-key", "PORT": "0"}
+    environment = {**os.environ, "API_KEY": "cli-key", "OPERATOR_API_KEY": "op-key,op-key-2", "PORT": "0"}
     environment.pop("AWS_ENDPOINT_URL", None)
     command = [sys.executable, "-m", "infra.local_api", "--template", str(FIXTURES / "template.yaml")]
     process = subprocess.Popen(
@@ -261,14 +261,12 @@ def test_the_serve_command_prints_url_key_and_curl_line_and_stops_on_sigterm(tmp
             lines.append(process.stdout.readline())
         url = lines[0].split()[3]
         assert url.startswith("http://127.0.0.1:")
-        assert "API key: cli-key\n" in lines
+        assert "Client API key:   cli-key\n" in lines and "Operator API key: op-key\n" in lines
         assert any(
             line.startswith('Try:     curl -H "x-api-key: cli-key" -F file=@dog.jpg') for line in lines
         )
-        assert (
-            requests.post(url + "/echo", json={}, headers={"x-api-key": "cli-key"}, timeout=10).status_code
-            == 200
-        )
+        for key in ("cli-key", "op-key", "op-key-2"):  # every key given, of both kinds, is valid
+            assert requests.post(url + "/echo", json={}, headers={"x-api-key": key}, timeout=10).status_code == 200
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=15) == 0

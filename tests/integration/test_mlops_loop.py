@@ -15,7 +15,7 @@ from tests.integration.conftest import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 KEYS = [f"operator-{i}" for i in range(20)]  # each key has its own token buckets (training data: burst 1)
-CLIENTS = [f"client-{i}" for i in range(3)]
+CLIENTS = [f"client-{i}" for i in range(12)]
 
 
 @pytest.fixture(scope="module")
@@ -150,7 +150,7 @@ def test_a_client_key_on_an_operator_route_is_forbidden_and_nothing_happens(api,
                      call(api, "GET", "/training-data", key=KEYS[19]).json())
     before = state()
 
-    answer = call(api, method, path, key=CLIENTS[1], **kwargs)
+    answer = call(api, method, path, key=CLIENTS[3 + case], **kwargs)  # own key: own token buckets
 
     assert answer.status_code == 403, answer.text
     assert answer.json()["error"]["code"] == "forbidden"
