@@ -13,7 +13,7 @@ TRAIN_DATA ?= $(CIFAR10_DATA)/cifar10-train.zip
 TEST_DATA ?= $(CIFAR10_DATA)/cifar10-test.zip
 MODEL ?= layers/classifier/classifier/baseline/model.tflite
 
-.PHONY: setup test train export evaluate bench serve clean
+.PHONY: setup test lint train export evaluate bench serve clean
 
 setup: $(VENV)/.installed
 
@@ -23,8 +23,38 @@ $(VENV)/.installed: requirements/dev.txt requirements/train.txt layers/classifie
 	$(BIN)/pip install --quiet -r requirements/dev.txt
 	touch $@
 
-test: setup
+test: setup lint
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# --- Static checks, run first by `make test`; silent when clean.
+#   ruff:    lint of the whole code base ([tool.ruff] in pyproject.toml). RUFF_FORMAT=1 adds
+#            `ruff format --check`; it stays off until the code base has been reformatted once.
+#   bandit:  security lint of the Python that ships (the layer's package and the functions);
+#            false positives are marked at their line with `# nosec BXXX  # reason`.
+#   checkov: IaC security scan of template.yaml (CloudFormation, SAM resources included); each
+#            skipped check has its reason in the resource's Metadata.checkov.skip.
+RUFF_FORMAT ?= 0
+CHECKOV_VENV := .venv-checkov
+
+## lint: ruff, bandit and checkov
+lint: setup checkov
+	$(BIN)/ruff check --quiet .
+ifeq ($(RUFF_FORMAT),1)
+	$(BIN)/ruff format --check --quiet .
+endif
+	$(BIN)/bandit --quiet --recursive layers/classifier/classifier functions
+	@echo "checkov -f template.yaml"; out=$$($(CHECKOV_VENV)/bin/checkov --quiet --compact --skip-download \
+		--framework cloudformation -f template.yaml 2>&1) || { echo "$$out"; exit 1; }
+
+.PHONY: checkov
+## checkov: checkov in .venv-checkov (its pins conflict with the project's: boto3, ...)
+checkov: $(CHECKOV_VENV)/.installed
+
+$(CHECKOV_VENV)/.installed: requirements/checkov.txt
+	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet --upgrade pip
+	$(CHECKOV_VENV)/bin/pip install --quiet -r requirements/checkov.txt
+	touch $@
 
 ## train: fit a model from scratch (or FLAGS="--init model.keras" to fine-tune); resumes from RUN_DIR
 train: setup

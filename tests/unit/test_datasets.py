@@ -97,6 +97,24 @@ def test_a_tarball_without_cifar_batches_is_refused(tmp_path):
         load_dataset(path)
 
 
+class _RunsCode:
+    def __reduce__(self):
+        return (print, ("this must never run",))
+
+
+def test_a_tarball_whose_batch_would_run_code_is_refused(tmp_path, capsys):
+    path = tmp_path / "cifar-10-python.tar.gz"
+    with tarfile.open(path, "w:gz") as archive:
+        payload = pickle.dumps({b"data": _RunsCode(), b"labels": []})
+        info = tarfile.TarInfo("cifar-10-batches-py/test_batch")
+        info.size = len(payload)
+        archive.addfile(info, io.BytesIO(payload))
+
+    with pytest.raises(DatasetError, match="builtins.print is not allowed"):
+        load_dataset(path, "test")
+    assert "must never run" not in capsys.readouterr().out
+
+
 def test_missing_and_foreign_files_are_refused(tmp_path):
     with pytest.raises(DatasetError, match="No dataset"):
         load_dataset(tmp_path / "nope.zip")

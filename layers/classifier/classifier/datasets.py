@@ -14,7 +14,7 @@ import dataclasses
 import hashlib
 import io
 import os
-import pickle
+import pickle  # nosec B403  # only through _CifarUnpickler, which allows numpy arrays and nothing else
 import tarfile
 import zipfile
 from collections import Counter
@@ -30,6 +30,27 @@ from classifier.preprocessing import decode_image
 CIFAR_TARBALL_FOLDER = "cifar-10-batches-py"
 CIFAR_TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
 CIFAR_TEST_BATCH = "test_batch"
+
+
+class _CifarUnpickler(pickle.Unpickler):
+    """Unpickles a CIFAR-10 batch (a dict of bytes, ints, lists and numpy arrays) and refuses every
+    other global: a tampered tarball cannot run code, it fails to load."""
+
+    _ALLOWED = frozenset({
+        ("_codecs", "encode"),  # bytes in a protocol 2 pickle written by Python 3
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "scalar"),
+        ("numpy._core.numeric", "_frombuffer"),  # arrays in a protocol 5 pickle
+    })
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in self._ALLOWED:
+            raise pickle.UnpicklingError(f"{module}.{name} is not allowed in a CIFAR-10 batch")
+        return super().find_class(module, name)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -141,7 +162,10 @@ def load_cifar_tarball(path: str | os.PathLike, split: str = "train") -> Dataset
                 handle = archive.extractfile(member)
             except KeyError as error:
                 raise DatasetError(f"{path} has no {member}: not a CIFAR-10 python tarball.") from error
-            batch = pickle.load(io.BytesIO(handle.read()), encoding="bytes")
+            try:
+                batch = _CifarUnpickler(io.BytesIO(handle.read()), encoding="bytes").load()
+            except pickle.UnpicklingError as error:
+                raise DatasetError(f"{path}: {member} is not a CIFAR-10 batch ({error}).") from error
             rows = np.asarray(batch[b"data"], dtype=np.uint8)
             images.append(rows.reshape(-1, CHANNELS, IMAGE_SIZE, IMAGE_SIZE).transpose(0, 2, 3, 1))
             labels.append(np.asarray(batch[b"labels"], dtype=np.int64))

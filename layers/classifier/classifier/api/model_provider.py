@@ -85,7 +85,7 @@ class ModelProvider:
             if self._served is None or now >= self._next_check:
                 self._next_check = now + self._refresh_seconds
                 self._refresh()
-            assert self._served is not None
+            assert self._served is not None  # nosec B101  # type narrowing: _refresh() always sets a model or raises
             return self._served
 
     def expire(self) -> None:

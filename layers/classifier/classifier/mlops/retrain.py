@@ -51,7 +51,7 @@ class Environment:
     models_table: Any
     base_train: str  # path or s3:// URI of the base training set
     base_test: str  # path or s3:// URI of the fixed base test set
-    workdir: Path = Path("/tmp/retrain")
+    workdir: Path = Path("/tmp/retrain")  # nosec B108  # Lambda's /tmp: private to the environment, the only writable path
 
 
 def run_job(job_id: str, env: Environment, deadline: float, log: Callable[[str], None] = print) -> str:
@@ -74,7 +74,8 @@ def _advance(job: dict, env: Environment, deadline: float, log: Callable[[str], 
     jobs.update(env.jobs_table, job_id, status="running", invocations=int(job.get("invocations", 0)) + 1,
                 parent_version=parent)
 
-    data = load_dataset(local_copy(env.base_train, work / "datasets"), "train")
+    base_train = local_copy(env.base_train, work / "datasets")
+    data = load_dataset(base_train, "train")  # nosec B615  # classifier.datasets, not Hugging Face
     if job.get("max_images"):
         data = data.sample(min(job["max_images"], len(data)))
     user = load_user_data(env.s3, env.bucket)
@@ -157,7 +158,7 @@ def _parent(job: dict, env: Environment, work: Path) -> tuple[str, Path]:
 def _evaluate_parent(parent_dir: Path, base_test: Path) -> dict:
     """The parent's metrics on the same test set the candidate was just evaluated on, so the gate
     compares like with like even if the parent's card was measured on another copy of it."""
-    test = load_dataset(base_test, "test")
+    test = load_dataset(base_test, "test")  # nosec B615  # classifier.datasets, not Hugging Face
     model = TFLiteModel.from_path(parent_dir / storage.TFLITE_NAME, num_threads=os.cpu_count() or 1)
     return {**metrics(predict_batched(model.predict, test.images), test.labels),
             "test_data": test.manifest()}

@@ -106,7 +106,7 @@ def export_model(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     trained = float32_copy(keras.models.load_model(model_path))
-    test = load_dataset(test_data, "test")
+    test = load_dataset(test_data, "test")  # nosec B615  # classifier.datasets, not Hugging Face
     keras_raw = trained.predict(test.images, batch_size=500, verbose=0)
     calibration = calibrate(keras_raw, test.labels)
     model = float32_copy(trained, calibration["temperature"])
