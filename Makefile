@@ -27,13 +27,13 @@ test: setup lint
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 # --- Static checks, run first by `make test`; silent when clean.
-#   ruff:    lint of the whole code base ([tool.ruff] in pyproject.toml). RUFF_FORMAT=1 adds
-#            `ruff format --check`; it stays off until the code base has been reformatted once.
+#   ruff:    lint and format check of the whole code base ([tool.ruff] in pyproject.toml);
+#            `make lint RUFF_FORMAT=0` skips the format check. `ruff format .` fixes it.
 #   bandit:  security lint of the Python that ships (the layer's package and the functions);
 #            false positives are marked at their line with `# nosec BXXX  # reason`.
 #   checkov: IaC security scan of template.yaml (CloudFormation, SAM resources included); each
 #            skipped check has its reason in the resource's Metadata.checkov.skip.
-RUFF_FORMAT ?= 0
+RUFF_FORMAT ?= 1
 CHECKOV_VENV := .venv-checkov
 
 ## lint: ruff, bandit and checkov

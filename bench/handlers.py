@@ -365,7 +365,9 @@ def main(argv: list[str] | None = None) -> None:
         with tempfile.TemporaryDirectory() as folder:
             started = time.perf_counter()
             built = _build(Path(folder))
-            print(f"  built the layer and functions in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+            print(
+                f"  built the layer and functions in {time.perf_counter() - started:.0f} s", file=sys.stderr
+            )
             events_file = Path(folder) / "events.json"
             events_file.write_text(json.dumps(_events()))
             results = {}
@@ -376,9 +378,13 @@ def main(argv: list[str] | None = None) -> None:
         stub.shutdown()
     print()
     print("Handlers through lambda_handler, fresh processes running the build output as Lambda runs it;")
-    print("records written to DynamoDB on a local moto server (store = that write), or to a stub that answers")
+    print(
+        "records written to DynamoDB on a local moto server (store = that write), or to a stub that answers"
+    )
     print("at once (instant store); X-Ray off. Batch decode is summed over the images.")
-    print("Cold starts vary by 20% from run to run here: to compare two versions, alternate them in one series.")
+    print(
+        "Cold starts vary by 20% from run to run here: to compare two versions, alternate them in one series."
+    )
     if not KERAS_MODEL.exists():
         print(f"  no {KERAS_MODEL.relative_to(REPO)}: the TensorFlow/Keras column is left out")
     print(_format(results, cold_runs))

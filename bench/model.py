@@ -61,16 +61,31 @@ def worker(engine: str, started: float) -> dict:
         for _ in range(repeats):
             predict(batch)
         throughput[size] = size * repeats / (time.perf_counter() - t)
-    return {"first_prediction_s": first_prediction, "p50_ms": float(np.percentile(latencies, 50)),
-            "p95_ms": float(np.percentile(latencies, 95)), "throughput": throughput}
+    return {
+        "first_prediction_s": first_prediction,
+        "p50_ms": float(np.percentile(latencies, 50)),
+        "p95_ms": float(np.percentile(latencies, 95)),
+        "throughput": throughput,
+    }
 
 
 def run_engine(engine: str) -> dict:
-    env = {**os.environ, "PYTHONPATH": f"{REPO / 'layers' / 'classifier'}{os.pathsep}{REPO}",
-           "TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1", "TF_CPP_MIN_LOG_LEVEL": "3",
-           "KERAS_BACKEND": "tensorflow"}
-    result = subprocess.run([sys.executable, "-m", "bench.model", "--engine", engine, "--started", repr(time.time())],
-                            env=env, capture_output=True, text=True, check=True, cwd=REPO)
+    env = {
+        **os.environ,
+        "PYTHONPATH": f"{REPO / 'layers' / 'classifier'}{os.pathsep}{REPO}",
+        "TF_NUM_INTRAOP_THREADS": "1",
+        "TF_NUM_INTEROP_THREADS": "1",
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+        "KERAS_BACKEND": "tensorflow",
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.model", "--engine", engine, "--started", repr(time.time())],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO,
+    )
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
@@ -80,13 +95,20 @@ def main() -> None:
     from classifier.cards import read_card
 
     card = read_card(BASELINE)
-    print(f"\nShipped model {card['version']}: {card['tflite_bytes'] / 1e6:.2f} MB .tflite "
-          f"({card['quantization']}), {card['parameters']:,} parameters; CPU: {_cpu()}")
+    print(
+        f"\nShipped model {card['version']}: {card['tflite_bytes'] / 1e6:.2f} MB .tflite "
+        f"({card['quantization']}), {card['parameters']:,} parameters; CPU: {_cpu()}"
+    )
     print(f"{'measure':<34} {ENGINES['litert']:>18} {ENGINES['keras']:>26} {'ratio':>8}")
-    rows = [("process start to first prediction, s", "first_prediction_s", "{:.3f}"),
-            ("one image, p50 ms", "p50_ms", "{:.2f}"), ("one image, p95 ms", "p95_ms", "{:.2f}")]
+    rows = [
+        ("process start to first prediction, s", "first_prediction_s", "{:.3f}"),
+        ("one image, p50 ms", "p50_ms", "{:.2f}"),
+        ("one image, p95 ms", "p95_ms", "{:.2f}"),
+    ]
     for label, key, form in rows:
-        print(f"{label:<34} {form.format(lite[key]):>18} {form.format(ref[key]):>26} {ref[key] / lite[key]:>7.1f}x")
+        print(
+            f"{label:<34} {form.format(lite[key]):>18} {form.format(ref[key]):>26} {ref[key] / lite[key]:>7.1f}x"
+        )
     for size in BATCH_SIZES:
         a, b = lite["throughput"][str(size)], ref["throughput"][str(size)]
         print(f"{f'batch {size}, images/s':<34} {a:>18.0f} {b:>26.0f} {a / b:>7.1f}x")

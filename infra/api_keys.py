@@ -34,7 +34,9 @@ def new_key_value() -> str:
     return secrets.token_hex(20)
 
 
-def register_local_keys(template: Template, region: str, keys: dict[str, list[str]]) -> dict[str, RegisteredKey]:
+def register_local_keys(
+    template: Template, region: str, keys: dict[str, list[str]]
+) -> dict[str, RegisteredKey]:
     """Create the template's usage plans and ``keys`` (role -> values) in the current endpoint's API
     Gateway; return value -> registered key."""
     apigateway = boto3.client("apigateway", region_name=region)
@@ -51,8 +53,12 @@ def register_local_keys(template: Template, region: str, keys: dict[str, list[st
             # The gateway checks the header itself; API Gateway only has to know the key's id and plan,
             # and refuses values under 20 characters, so it gets a digest of the value.
             digest = hashlib.sha256(value.encode()).hexdigest()[:40]
-            created = apigateway.create_api_key(name=f"local-{role}-{len(registered)}", value=digest, enabled=True)
-            apigateway.create_usage_plan_key(usagePlanId=plan_ids[role], keyId=created["id"], keyType="API_KEY")
+            created = apigateway.create_api_key(
+                name=f"local-{role}-{len(registered)}", value=digest, enabled=True
+            )
+            apigateway.create_usage_plan_key(
+                usagePlanId=plan_ids[role], keyId=created["id"], keyType="API_KEY"
+            )
             registered[value] = RegisteredKey(key_id=created["id"], role=role, plan=plans[role].name)
     return registered
 
@@ -61,7 +67,9 @@ def add_key(stack: str, role: str, name: str, region: str | None = None) -> tupl
     """Create an enabled key named ``name`` in a deployed stack's plan for ``role``; (id, value)."""
     apigateway = boto3.client("apigateway", region_name=region)
     plan_name = stack + PLAN_SUFFIX[role]
-    plans = [plan for page in apigateway.get_paginator("get_usage_plans").paginate() for plan in page["items"]]
+    plans = [
+        plan for page in apigateway.get_paginator("get_usage_plans").paginate() for plan in page["items"]
+    ]
     plan = next((plan for plan in plans if plan["name"] == plan_name), None)
     if plan is None:
         raise SystemExit(f"No usage plan {plan_name!r}: is {stack!r} the stack's name?")

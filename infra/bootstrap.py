@@ -51,9 +51,13 @@ def stack_outputs(stack: str) -> dict[str, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--stack", required=True, help="the CloudFormation stack name (samconfig.toml's)")
-    parser.add_argument("--data", type=Path, required=True, help="folder holding cifar10-train.zip and cifar10-test.zip")
+    parser.add_argument(
+        "--data", type=Path, required=True, help="folder holding cifar10-train.zip and cifar10-test.zip"
+    )
     args = parser.parse_args(argv)
     outputs = stack_outputs(args.stack)
     models = boto3.resource("dynamodb").Table(outputs["ModelsTableName"])

@@ -191,7 +191,12 @@ def s3_eventbridge_event(*, bucket: str, key: str, size: int, etag: str, region:
         "detail": {
             "version": "0",
             "bucket": {"name": bucket},
-            "object": {"key": key, "size": size, "etag": etag.strip('"'), "sequencer": f"{time.time_ns():016X}"},
+            "object": {
+                "key": key,
+                "size": size,
+                "etag": etag.strip('"'),
+                "sequencer": f"{time.time_ns():016X}",
+            },
             "request-id": uuid.uuid4().hex[:16].upper(),
             "requester": "local",
             "source-ip-address": "127.0.0.1",

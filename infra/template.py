@@ -349,7 +349,8 @@ class Template:
                 name=name,
                 route_throttles=throttles,
                 throttle=Throttle(float(plan_throttle["RateLimit"]), int(plan_throttle["BurstLimit"]))
-                if plan_throttle else None,
+                if plan_throttle
+                else None,
                 quota=Quota(int(quota["Limit"]), str(quota.get("Period", "DAY"))) if quota else None,
             )
         return plans
@@ -363,7 +364,9 @@ class Template:
     @property
     def operator_plan(self) -> UsagePlan | None:
         """The plan the functions' ``OPERATOR_USAGE_PLAN`` names, if any."""
-        variables = self.resolve(((self._globals.get("Function") or {}).get("Environment") or {}).get("Variables") or {})
+        variables = self.resolve(
+            ((self._globals.get("Function") or {}).get("Environment") or {}).get("Variables") or {}
+        )
         name = variables.get("OPERATOR_USAGE_PLAN")
         return self.usage_plans.get(name) if name else None
 
@@ -496,7 +499,9 @@ class Template:
         """An EventBridge rule on S3 "Object Created" events, as a polling trigger (bucket name and
         key prefix, or a key wildcard ``prefix*suffix``)."""
         pattern = properties.get("Pattern") or {}
-        if "aws.s3" not in pattern.get("source", []) or "Object Created" not in pattern.get("detail-type", []):
+        if "aws.s3" not in pattern.get("source", []) or "Object Created" not in pattern.get(
+            "detail-type", []
+        ):
             return None
         detail = pattern.get("detail") or {}
         (bucket,) = (detail.get("bucket") or {}).get("name", [""])[:1] or ("",)
@@ -505,7 +510,9 @@ class Template:
         if "wildcard" in key_rule:
             prefix, _, suffix = key_rule["wildcard"].partition("*")
             suffix = suffix.rsplit("*", 1)[-1]
-        return S3Trigger(function_id, str(bucket), ("s3:ObjectCreated:*",), prefix, suffix, kind="eventbridge")
+        return S3Trigger(
+            function_id, str(bucket), ("s3:ObjectCreated:*",), prefix, suffix, kind="eventbridge"
+        )
 
     # ---- storage
 

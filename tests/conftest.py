@@ -20,7 +20,9 @@ def data_dir() -> Path:
     """CIFAR10_DATA (the Makefile and .ci/run export it), else ../shared/data beside the repo."""
     path = Path(os.environ.get("CIFAR10_DATA", REPO.parent / "shared" / "data"))
     if not (path / "cifar10-test.zip").is_file():
-        pytest.fail(f"CIFAR-10 data not found in {path}: set CIFAR10_DATA to the folder holding cifar10-test.zip")
+        pytest.fail(
+            f"CIFAR-10 data not found in {path}: set CIFAR10_DATA to the folder holding cifar10-test.zip"
+        )
     return path
 
 

@@ -27,8 +27,11 @@ def predict_batch() -> dict:
     items = bodies.parse_images(resolver.body(event), resolver.content_type(event))
     top_k = bodies.parse_top_k(event.get_query_string_value("top_k"))
     result = predict.predict_batch(
-        items, top_k=top_k, model=model_provider.current_model(),
-        table=table(get_settings().predictions_table), owner=callers.key_id_of(event),
+        items,
+        top_k=top_k,
+        model=model_provider.current_model(),
+        table=table(get_settings().predictions_table),
+        owner=callers.key_id_of(event),
     )
     metrics.add_metric(name="Predictions", unit=MetricUnit.Count, value=result["succeeded"])
     metrics.add_metric(name="RejectedImages", unit=MetricUnit.Count, value=result["failed"])

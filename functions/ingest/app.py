@@ -36,8 +36,13 @@ def lambda_handler(event: dict, context: LambdaContext) -> list[dict]:
             logger.info("Not an upload; ignored", extra={"key": key})
             continue
         report = training_data.ingest_upload(s3(), bucket, key)
-        logger.info("Upload ingested", extra={"key": key, "status": report["status"], "counts": report["counts"]})
-        metrics.add_metric(name="UploadImagesAccepted", unit=MetricUnit.Count,
-                           value=report["counts"].get("accepted", 0))
-        reports.append({"upload_id": report["upload_id"], "status": report["status"], "counts": report["counts"]})
+        logger.info(
+            "Upload ingested", extra={"key": key, "status": report["status"], "counts": report["counts"]}
+        )
+        metrics.add_metric(
+            name="UploadImagesAccepted", unit=MetricUnit.Count, value=report["counts"].get("accepted", 0)
+        )
+        reports.append(
+            {"upload_id": report["upload_id"], "status": report["status"], "counts": report["counts"]}
+        )
     return reports

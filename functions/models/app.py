@@ -45,8 +45,12 @@ def start_retraining() -> Response:
             job = _idempotent_start()(request={"idempotency_key": key, **request})
         except IdempotencyAlreadyInProgressError as error:
             raise ConflictError("A request with this Idempotency-Key is still being processed.") from error
-    return Response(status_code=202, content_type=content_types.APPLICATION_JSON, body=job,
-                    headers={"Location": f"/retrain/{job['job_id']}"})
+    return Response(
+        status_code=202,
+        content_type=content_types.APPLICATION_JSON,
+        body=job,
+        headers={"Location": f"/retrain/{job['job_id']}"},
+    )
 
 
 def _start_job(request: dict) -> dict:
@@ -60,8 +64,9 @@ def _start_job(request: dict) -> dict:
 @cache
 def _idempotent_start():
     persistence = DynamoDBPersistenceLayer(table_name=get_settings().idempotency_table)
-    return idempotent_function(data_keyword_argument="request", persistence_store=persistence,
-                               config=idempotency)(_start_job)
+    return idempotent_function(
+        data_keyword_argument="request", persistence_store=persistence, config=idempotency
+    )(_start_job)
 
 
 @app.get("/retrain/<job_id>")

@@ -27,8 +27,11 @@ def predict_image() -> dict:
     image = bodies.parse_image(resolver.body(event), resolver.content_type(event))
     top_k = bodies.parse_top_k(event.get_query_string_value("top_k"))
     result = predict.predict_one(
-        image, top_k=top_k, model=model_provider.current_model(),
-        table=table(get_settings().predictions_table), owner=callers.key_id_of(event),
+        image,
+        top_k=top_k,
+        model=model_provider.current_model(),
+        table=table(get_settings().predictions_table),
+        owner=callers.key_id_of(event),
     )
     metrics.add_metric(name="Predictions", unit=MetricUnit.Count, value=1)
     metrics.add_metric(name="RecordsNotStored", unit=MetricUnit.Count, value=0 if result["stored"] else 1)

@@ -25,7 +25,9 @@ def list_predictions() -> dict:
     limit = bodies.parse_limit(event.get_query_string_value("limit"))
     cursor = event.get_query_string_value("cursor")
     owner = bodies.parse_owner(callers.caller_of(event), event.get_query_string_value("owner"))
-    return records.list_records(table(get_settings().predictions_table), limit=limit, cursor=cursor, owner=owner)
+    return records.list_records(
+        table(get_settings().predictions_table), limit=limit, cursor=cursor, owner=owner
+    )
 
 
 @app.get("/predictions/<prediction_id>")

@@ -22,7 +22,10 @@ def environment() -> retrain.Environment:
     settings = get_settings()
     bucket = settings.artifacts_bucket
     return retrain.Environment(
-        s3=s3(), bucket=bucket, jobs_table=table(settings.jobs_table), models_table=table(settings.models_table),
+        s3=s3(),
+        bucket=bucket,
+        jobs_table=table(settings.jobs_table),
+        models_table=table(settings.models_table),
         base_train=settings.base_train_data or storage.base_dataset_uri(bucket, storage.BASE_TRAIN_NAME),
         base_test=settings.base_test_data or storage.base_dataset_uri(bucket, storage.BASE_TEST_NAME),
     )
@@ -35,7 +38,10 @@ def lambda_handler(event: dict, context: LambdaContext) -> dict:
     deadline = retrain.remaining_deadline(context.get_remaining_time_in_millis())
     status = retrain.run_job(job_id, environment(), deadline, log=logger.info)
     if status == retrain.CONTINUE:
-        client("lambda").invoke(FunctionName=context.function_name, InvocationType="Event",
-                         Payload=json.dumps({"job_id": job_id}).encode())
+        client("lambda").invoke(
+            FunctionName=context.function_name,
+            InvocationType="Event",
+            Payload=json.dumps({"job_id": job_id}).encode(),
+        )
         logger.info("Retraining continues in a new invocation", extra={"job_id": job_id})
     return {"job_id": job_id, "status": status}

@@ -32,7 +32,9 @@ def add_training_data() -> Response:
     if request.upload:
         return _json(201, training_data.create_upload(s3(), bucket))
     results = training_data.add_images(s3(), bucket, request.label, list(request.items))
-    counts = {status: sum(r.status == status for r in results) for status in ("accepted", "duplicate", "rejected")}
+    counts = {
+        status: sum(r.status == status for r in results) for status in ("accepted", "duplicate", "rejected")
+    }
     metrics.add_metric(name="TrainingImagesAccepted", unit=MetricUnit.Count, value=counts["accepted"])
     return _json(200, {"label": request.label, "counts": counts, "results": [r.to_json() for r in results]})
 
@@ -41,7 +43,9 @@ def add_training_data() -> Response:
 @tracer.capture_method
 def training_data_summary() -> dict:
     callers.caller_of(app.current_event).require_operator("read the training data")
-    return training_data.summary(s3(), get_settings().artifacts_bucket, baseline_card()["training_data"]["counts"])
+    return training_data.summary(
+        s3(), get_settings().artifacts_bucket, baseline_card()["training_data"]["counts"]
+    )
 
 
 @app.get("/training-data/uploads/<upload_id>")

@@ -183,7 +183,9 @@ class LocalApi:
         bucket = self.template.physical_name("ArtifactsBucket")
         data = self.bootstrap_data if (self.bootstrap_data / "cifar10-train.zip").is_file() else None
         if data is None:
-            logger.warning("no cifar10-train.zip in %s: retraining needs the base datasets", self.bootstrap_data)
+            logger.warning(
+                "no cifar10-train.zip in %s: retraining needs the base datasets", self.bootstrap_data
+            )
         bootstrap(boto3.client("s3"), bucket, boto3.resource("dynamodb").Table(models), data, log=logger.info)
 
     def _stop_lambda_api(self) -> None:

@@ -107,7 +107,9 @@ class Gateway:
         self.template = template
         self.runtime = runtime
         if not isinstance(api_keys, Mapping):  # plain values: each its own id, the template's first plan
-            api_keys = {value: KeyGrant(f"local-{index}", None) for index, value in enumerate(sorted(api_keys))}
+            api_keys = {
+                value: KeyGrant(f"local-{index}", None) for index, value in enumerate(sorted(api_keys))
+            }
         self.api_keys = dict(api_keys)
         self.integration_timeout_s = integration_timeout_s
         self.payload_limit = payload_limit
@@ -187,7 +189,9 @@ class Gateway:
                 return None
             plan = self.api_keys[api_key].plan if api_key in self.api_keys else None
             route_throttles = plan.route_throttles if plan else self.template.route_throttles
-            per_route = route_throttles.get(route.throttle_key) or (plan.throttle if plan else self.template.plan_throttle)
+            per_route = route_throttles.get(route.throttle_key) or (
+                plan.throttle if plan else self.template.plan_throttle
+            )
             if per_route is not None and not self._take((api_key, route.throttle_key), per_route, now):
                 return self.error("THROTTLED", request_id)
             quota = plan.quota if plan else self.template.quota

@@ -367,8 +367,13 @@ class S3Notifications:
                         continue
                     self._seen[(trigger.bucket, key)] = etag
                     if notify:
-                        found = dict(bucket=trigger.bucket, key=key, size=item["Size"], etag=etag,
-                                     region=self.runtime.region)
+                        found = dict(
+                            bucket=trigger.bucket,
+                            key=key,
+                            size=item["Size"],
+                            etag=etag,
+                            region=self.runtime.region,
+                        )
                         if trigger.kind == "eventbridge":
                             event = events.s3_eventbridge_event(**found)
                         else:

@@ -266,7 +266,10 @@ def test_the_serve_command_prints_url_key_and_curl_line_and_stops_on_sigterm(tmp
             line.startswith('Try:     curl -H "x-api-key: cli-key" -F file=@dog.jpg') for line in lines
         )
         for key in ("cli-key", "op-key", "op-key-2"):  # every key given, of both kinds, is valid
-            assert requests.post(url + "/echo", json={}, headers={"x-api-key": key}, timeout=10).status_code == 200
+            assert (
+                requests.post(url + "/echo", json={}, headers={"x-api-key": key}, timeout=10).status_code
+                == 200
+            )
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=15) == 0

@@ -31,8 +31,17 @@ def test_card_describes_the_shipped_file():
     assert CARD["sha256"] == hashlib.sha256(content).hexdigest()
     assert CARD["tflite_bytes"] == len(content) <= MAX_TFLITE_BYTES
     assert CARD["labels"] == list(LABELS)
-    for key in ("version", "parent_version", "per_class", "confusion_matrix", "training_data",
-                "hyper_parameters", "training", "runtime_versions", "ece"):
+    for key in (
+        "version",
+        "parent_version",
+        "per_class",
+        "confusion_matrix",
+        "training_data",
+        "hyper_parameters",
+        "training",
+        "runtime_versions",
+        "ece",
+    ):
         assert key in CARD
     assert CARD["training_data"]["images"] == 50_000
     calibration = CARD["calibration"]
@@ -76,9 +85,16 @@ def test_tflite_and_keras_agree_on_top1(model, test_set):
 
 
 def test_serving_modules_never_import_tensorflow():
-    code = ("import sys, classifier.litert, classifier.preprocessing, classifier.evaluation, "
-            "classifier.datasets; bad = [m for m in ('tensorflow', 'keras') if m in sys.modules]; "
-            "sys.exit(f'imported {bad}' if bad else 0)")
-    result = subprocess.run([sys.executable, "-c", code], cwd=REPO / "layers" / "classifier",
-                            capture_output=True, text=True, timeout=120)
+    code = (
+        "import sys, classifier.litert, classifier.preprocessing, classifier.evaluation, "
+        "classifier.datasets; bad = [m for m in ('tensorflow', 'keras') if m in sys.modules]; "
+        "sys.exit(f'imported {bad}' if bad else 0)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO / "layers" / "classifier",
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr + result.stdout

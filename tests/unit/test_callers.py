@@ -15,8 +15,12 @@ from tests.unit.conftest import FUNCTION_ENVIRONMENT, REGION
 
 def test_a_key_in_the_operators_plan_is_an_operator_and_the_answer_is_cached():
     asked = []
-    lookup = RoleLookup(lambda key_id: asked.append(key_id) or (["ops"] if key_id == "k-op" else ["clients"]),
-                        "ops", ttl_seconds=60, clock=lambda: 0.0)
+    lookup = RoleLookup(
+        lambda key_id: asked.append(key_id) or (["ops"] if key_id == "k-op" else ["clients"]),
+        "ops",
+        ttl_seconds=60,
+        clock=lambda: 0.0,
+    )
 
     assert lookup.role("k-op") is Role.OPERATOR and lookup.role("k-op") is Role.OPERATOR
     assert lookup.role("k-client") is Role.CLIENT
@@ -52,9 +56,15 @@ def with_key_id(event: dict, key_id: str) -> dict:
 
 def test_the_promote_route_refuses_a_client_and_serves_an_operator(aws, load_event, lambda_context):
     event = load_event("predictions-list")
-    event.update(httpMethod="POST", path="/models/nope/promote", resource="/models/{version}/promote",
-                 multiValueQueryStringParameters=None,
-                 pathParameters={"version": "nope"}, queryStringParameters=None, body=None)
+    event.update(
+        httpMethod="POST",
+        path="/models/nope/promote",
+        resource="/models/{version}/promote",
+        multiValueQueryStringParameters=None,
+        pathParameters={"version": "nope"},
+        queryStringParameters=None,
+        body=None,
+    )
     event["requestContext"].update(httpMethod="POST", resourcePath="/models/{version}/promote")
 
     refused = models_app.lambda_handler(with_key_id(event, "a-client"), lambda_context)
@@ -70,7 +80,9 @@ def test_a_client_lists_its_own_records_only(aws, load_event, lambda_context):
 
     for owner in ("alice", "bob", "alice"):
         records.store(aws.predictions, make_record(owner=owner))
-    answer = predictions_app.lambda_handler(with_key_id(load_event("predictions-list"), "alice"), lambda_context)
+    answer = predictions_app.lambda_handler(
+        with_key_id(load_event("predictions-list"), "alice"), lambda_context
+    )
 
     items = json.loads(answer["body"])["items"]
     assert answer["statusCode"] == 200 and [item["owner"] for item in items] == ["alice", "alice"]

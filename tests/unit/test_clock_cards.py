@@ -29,7 +29,8 @@ def test_records_jobs_and_uploads_share_one_sortable_format(aws):
         assert TIMESTAMP.match(stamp), stamp
     assert clock.utc_timestamp(0) == "1970-01-01T00:00:00.000000Z"
     assert sorted([clock.utc_timestamp(10.5), clock.utc_timestamp(2)]) == [
-        clock.utc_timestamp(2), clock.utc_timestamp(10.5)
+        clock.utc_timestamp(2),
+        clock.utc_timestamp(10.5),
     ]
 
 

@@ -27,14 +27,17 @@ def write_zip(path, entries: dict[str, bytes]):
 
 def test_zip_of_class_folders_loads_and_reports_bad_entries(tmp_path):
     good = encode(gradient(), "PNG")
-    archive = write_zip(tmp_path / "upload.zip", {
-        "cat/a.png": good,
-        "ship/b.jpg": encode(gradient(50, 50), "JPEG"),
-        "dragon/c.png": good,  # unknown class
-        "cat/broken.jpg": b"\xff\xd8\xff\xe0 not really a jpeg",
-        "deep/cat/d.png": good,  # wrong layout
-        "loose.png": good,  # no class folder
-    })
+    archive = write_zip(
+        tmp_path / "upload.zip",
+        {
+            "cat/a.png": good,
+            "ship/b.jpg": encode(gradient(50, 50), "JPEG"),
+            "dragon/c.png": good,  # unknown class
+            "cat/broken.jpg": b"\xff\xd8\xff\xe0 not really a jpeg",
+            "deep/cat/d.png": good,  # wrong layout
+            "loose.png": good,  # no class folder
+        },
+    )
 
     data = load_dataset(archive)
 

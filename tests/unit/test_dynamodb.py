@@ -10,16 +10,28 @@ from classifier.aws import dynamodb
 
 
 def test_values_round_trip_as_boto3_returns_them():
-    item = {"id": "a", "n": Decimal("0.1234567"), "count": 3, "ok": True, "none": None, "raw": b"\x00\x01",
-            "nested": {"list": [Decimal("1.5"), "x", {"deep": False}]}, "tags": {"b", "a"}}
+    item = {
+        "id": "a",
+        "n": Decimal("0.1234567"),
+        "count": 3,
+        "ok": True,
+        "none": None,
+        "raw": b"\x00\x01",
+        "nested": {"list": [Decimal("1.5"), "x", {"deep": False}]},
+        "tags": {"b", "a"},
+    }
 
     back = dynamodb.deserialize_item(dynamodb.serialize_item(item))
 
     assert back == {**item, "count": Decimal(3)}
-    assert dynamodb.serialize(Decimal("0.1234567")) == {"N": "0.1234567"}  # the exact digits, no float on the way
+    assert dynamodb.serialize(Decimal("0.1234567")) == {
+        "N": "0.1234567"
+    }  # the exact digits, no float on the way
 
 
-@pytest.mark.parametrize("value", [0.5, np.float32(0.5), np.float64(0.5), np.int64(3), Decimal("NaN"), object()])
+@pytest.mark.parametrize(
+    "value", [0.5, np.float32(0.5), np.float64(0.5), np.int64(3), Decimal("NaN"), object()]
+)
 def test_floats_numpy_scalars_and_other_types_are_refused(value):
     with pytest.raises(TypeError):
         dynamodb.serialize({"probabilities": [value]})
@@ -48,8 +60,11 @@ def test_the_batch_writer_splits_at_25_and_keeps_the_last_put_of_a_key(monkeypat
             writer.put_item(Item={"id": str(i % 55), "value": i})
 
     assert [len(call) for call in client.calls] == [25, 25, 5]
-    written = {r["PutRequest"]["Item"]["id"]["S"]: r["PutRequest"]["Item"]["value"]["N"]
-               for call in client.calls for r in call}
+    written = {
+        r["PutRequest"]["Item"]["id"]["S"]: r["PutRequest"]["Item"]["value"]["N"]
+        for call in client.calls
+        for r in call
+    }
     assert len(written) == 55 and written["0"] == "55" and written["54"] == "54"
 
 
@@ -68,12 +83,16 @@ def test_unprocessed_items_are_resubmitted_then_reported(monkeypatch):
 
 def test_table_operations_against_moto(aws):
     table = aws.predictions
-    table.put_item(Item={"id": "r1", "kind": "prediction", "created_at": "2026", "confidence": Decimal("0.75")})
+    table.put_item(
+        Item={"id": "r1", "kind": "prediction", "created_at": "2026", "confidence": Decimal("0.75")}
+    )
 
     assert table.get_item(Key={"id": "r1"})["Item"]["confidence"] == Decimal("0.75")
-    table.update_item(Key={"id": "r1"}, UpdateExpression="SET confidence = :c",
-                      ExpressionAttributeValues={":c": Decimal("0.5")})
+    table.update_item(
+        Key={"id": "r1"},
+        UpdateExpression="SET confidence = :c",
+        ExpressionAttributeValues={":c": Decimal("0.5")},
+    )
     assert table.scan()["Items"][0]["confidence"] == Decimal("0.5")
     table.delete_item(Key={"id": "r1"})
     assert "Item" not in table.get_item(Key={"id": "r1"})
-

@@ -51,10 +51,17 @@ def test_progress_is_readable_with_plain_numbers(jobs_table):
         jobs.get_job(jobs_table, "LOCK")
 
 
-@pytest.mark.parametrize("body, message", [
-    ([], "JSON object"), ({"mode": "yolo"}, "mode"), ({"epochs": 0}, "epochs"), ({"epochs": 1.5}, "epochs"),
-    ({"budget_seconds": True}, "budget_seconds"), ({"colour": "red"}, "Unknown fields"),
-])
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ([], "JSON object"),
+        ({"mode": "yolo"}, "mode"),
+        ({"epochs": 0}, "epochs"),
+        ({"epochs": 1.5}, "epochs"),
+        ({"budget_seconds": True}, "budget_seconds"),
+        ({"colour": "red"}, "Unknown fields"),
+    ],
+)
 def test_bad_retrain_requests_are_refused(body, message):
     with pytest.raises(RequestShapeError, match=message):
         jobs.parse_request(body)
@@ -67,8 +74,13 @@ def test_retrain_request_defaults():
 
 def card(version, accuracy=0.9, **per_class):
     classes = {label: accuracy for label in BASELINE_CARD["labels"]} | per_class
-    return {**BASELINE_CARD, "version": version, "accuracy": accuracy, "per_class": classes,
-            "created_at": f"2026-11-27T00:00:0{version[-1]}+00:00"}
+    return {
+        **BASELINE_CARD,
+        "version": version,
+        "accuracy": accuracy,
+        "per_class": classes,
+        "created_at": f"2026-11-27T00:00:0{version[-1]}+00:00",
+    }
 
 
 def test_promotion_is_conditional_on_the_pointer_read(aws):

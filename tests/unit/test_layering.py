@@ -46,9 +46,11 @@ def imported_modules(path: Path) -> set[str]:
             found |= {alias.name for alias in node.names}
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             # ``from classifier import aws`` imports the submodule classifier.aws
-            found |= {f"{node.module}.{alias.name}" for alias in node.names} if node.module == "classifier" else {
-                node.module
-            }
+            found |= (
+                {f"{node.module}.{alias.name}" for alias in node.names}
+                if node.module == "classifier"
+                else {node.module}
+            )
     return {name for name in found if name.split(".")[0] in ("classifier", "functions")}
 
 
@@ -83,7 +85,8 @@ def test_every_subpackage_declares_what_it_offers():
         tree = ast.parse(init.read_text())
         assert ast.get_docstring(tree), f"classifier.{name} says what it holds"
         exported = next(
-            node.value for node in tree.body
+            node.value
+            for node in tree.body
             if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "__all__" for t in node.targets)
         )
         names = [element.value for element in exported.elts]

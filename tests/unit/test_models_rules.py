@@ -19,8 +19,11 @@ def candidate(version: str, created_at: str) -> dict:
 
 def put(aws, card: dict, status: registry.ModelStatus, reason: str | None = None) -> None:
     registry.put_version(aws.models, registry.version_item(card, status, reason))
-    aws.s3.put_object(Bucket=aws.bucket, Key=storage.model_key(card["version"], storage.CARD_NAME),
-                      Body=json.dumps(card).encode())
+    aws.s3.put_object(
+        Bucket=aws.bucket,
+        Key=storage.model_key(card["version"], storage.CARD_NAME),
+        Body=json.dumps(card).encode(),
+    )
 
 
 def test_an_empty_registry_lists_the_baseline_as_current(aws):
@@ -35,17 +38,28 @@ def test_an_empty_registry_lists_the_baseline_as_current(aws):
 def test_exactly_one_version_is_current_after_a_promotion(aws):
     put(aws, candidate("v2", "2099-01-01T00:00:00.000000Z"), registry.ModelStatus.CANDIDATE)
 
-    assert models.promote(aws.models, "v2") == {"current_version": "v2", "previous_version": BASELINE["version"]}
+    assert models.promote(aws.models, "v2") == {
+        "current_version": "v2",
+        "previous_version": BASELINE["version"],
+    }
 
     listing = models.list_models(aws.models)
     assert listing["current_version"] == "v2"
-    assert {v["version"]: v["current"] for v in listing["versions"]} == {"v2": True, BASELINE["version"]: False}
+    assert {v["version"]: v["current"] for v in listing["versions"]} == {
+        "v2": True,
+        BASELINE["version"]: False,
+    }
     assert models.get_model(aws.models, aws.s3, aws.bucket, "v2")["card"]["version"] == "v2"
     assert models.get_model(aws.models, aws.s3, aws.bucket, BASELINE["version"])["current"] is False
 
 
 def test_a_rejected_version_is_promoted_only_with_force(aws):
-    put(aws, candidate("v3", "2099-01-02T00:00:00.000000Z"), registry.ModelStatus.REJECTED, "cat fell 4 points")
+    put(
+        aws,
+        candidate("v3", "2099-01-02T00:00:00.000000Z"),
+        registry.ModelStatus.REJECTED,
+        "cat fell 4 points",
+    )
 
     with pytest.raises(ConflictError, match="cat fell 4 points"):
         models.promote(aws.models, "v3")

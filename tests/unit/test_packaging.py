@@ -81,7 +81,11 @@ def test_the_retrain_function_may_continue_a_job_by_invoking_itself_and_nothing_
         for statement in resource["Properties"]["PolicyDocument"]["Statement"]
     ]
     assert statements == [
-        {"Effect": "Allow", "Action": "lambda:InvokeFunction", "Resource": {"Fn::GetAtt": ["RetrainFunction", "Arn"]}}
+        {
+            "Effect": "Allow",
+            "Action": "lambda:InvokeFunction",
+            "Resource": {"Fn::GetAtt": ["RetrainFunction", "Arn"]},
+        }
     ]
     inline = json.dumps(retrain["Policies"])
     assert "lambda:InvokeFunction" not in inline
@@ -99,13 +103,17 @@ def test_the_listing_indexes_are_the_ones_the_code_queries():
         index["IndexName"]: [key["AttributeName"] for key in index["KeySchema"]]
         for index in TEMPLATE.tables["PredictionsTable"]["GlobalSecondaryIndexes"]
     }
-    assert indexes == {records.LIST_INDEX: ["kind", "created_at"], records.OWNER_INDEX: ["owner", "created_at"]}
+    assert indexes == {
+        records.LIST_INDEX: ["kind", "created_at"],
+        records.OWNER_INDEX: ["owner", "created_at"],
+    }
 
 
 def test_every_function_that_checks_a_role_may_ask_which_usage_plans_a_key_is_in():
     # the functions whose handlers look up the caller's role (classifier.api.callers)
     checking = {
-        function_id for function_id, function in TEMPLATE.functions.items()
+        function_id
+        for function_id, function in TEMPLATE.functions.items()
         if "callers.caller_of" in (function.code_dir / "app.py").read_text()
     }
     assert checking == {"PredictionsFunction", "TrainingDataFunction", "ModelsFunction"}

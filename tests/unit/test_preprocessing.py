@@ -177,8 +177,13 @@ def test_truncated_files_are_rejected(format):
 
 
 def test_every_rejection_is_an_invalid_image_error_with_a_4xx_status():
-    for error in (errors.EmptyImageError, errors.UndecodableImageError, errors.UnsupportedFormatError,
-                  errors.ImageTooLargeError, errors.ImageTooSmallError):
+    for error in (
+        errors.EmptyImageError,
+        errors.UndecodableImageError,
+        errors.UnsupportedFormatError,
+        errors.ImageTooLargeError,
+        errors.ImageTooSmallError,
+    ):
         assert issubclass(error, errors.InvalidImageError)
         assert 400 <= error.http_status < 500
 

@@ -28,10 +28,14 @@ def _model_with_live_statistics(widths=WIDTHS, seed=0):
     for layer in model.layers:
         if layer.name.endswith("_bn"):
             gamma, beta, mean, variance = layer.get_weights()
-            layer.set_weights([rng.uniform(0.5, 1.5, gamma.shape).astype("float32"),
-                               rng.normal(0, 0.3, beta.shape).astype("float32"),
-                               rng.normal(0, 0.1, mean.shape).astype("float32"),
-                               rng.uniform(0.5, 2.0, variance.shape).astype("float32")])
+            layer.set_weights(
+                [
+                    rng.uniform(0.5, 1.5, gamma.shape).astype("float32"),
+                    rng.normal(0, 0.3, beta.shape).astype("float32"),
+                    rng.normal(0, 0.1, mean.shape).astype("float32"),
+                    rng.uniform(0.5, 2.0, variance.shape).astype("float32"),
+                ]
+            )
     return model
 
 
@@ -44,7 +48,9 @@ def _kill_channels(model, dead: dict[str, np.ndarray]) -> None:
     convs = conv_layer_names(model)
     for name, channels in dead.items():
         position = convs.index(name)
-        reader = model.get_layer(convs[position + 1]) if position + 1 < len(convs) else model.get_layer("logits")
+        reader = (
+            model.get_layer(convs[position + 1]) if position + 1 < len(convs) else model.get_layer("logits")
+        )
         kernel = np.array(keras.ops.convert_to_numpy(reader.kernel))
         kernel[..., channels, :] = 0.0
         reader.kernel.assign(kernel)
@@ -66,13 +72,18 @@ def test_pruning_drops_the_channels_nothing_reads_and_keeps_the_function():
 
     model = _model_with_live_statistics()
     # half of block 2's and block 3's channels are read by nothing downstream
-    dead = {name: np.arange(1, 16, 2) for name in ("block2a_conv", "block2b_conv", "block3a_conv", "block3b_conv")}
+    dead = {
+        name: np.arange(1, 16, 2) for name in ("block2a_conv", "block2b_conv", "block3a_conv", "block3b_conv")
+    }
     _kill_channels(model, dead)
     images = _images(64)
 
     pruned = prune_channels(model, (8, 16, 8, 8), images)
 
-    assert pruned.get_layer("block2a_conv").filters == 8 and pruned.get_layer("logits").kernel.shape == (8, 10)
+    assert pruned.get_layer("block2a_conv").filters == 8 and pruned.get_layer("logits").kernel.shape == (
+        8,
+        10,
+    )
     np.testing.assert_allclose(pruned.predict(images, verbose=0), model.predict(images, verbose=0), atol=1e-5)
     assert pruned.count_params() < model.count_params()
 
@@ -107,8 +118,20 @@ def test_train_prunes_a_wider_init_and_distils_from_a_teacher(tmp_path, test_zip
     teacher_path = tmp_path / "teacher.keras"
     _model_with_live_statistics().save(teacher_path)
 
-    trained = run_train(test_zip, tmp_path / "run", "--epochs", "1", "--init", str(teacher_path),
-                        "--teacher", str(teacher_path), "--widths", "8,16,8,8", "--distillation", "0.5")
+    trained = run_train(
+        test_zip,
+        tmp_path / "run",
+        "--epochs",
+        "1",
+        "--init",
+        str(teacher_path),
+        "--teacher",
+        str(teacher_path),
+        "--widths",
+        "8,16,8,8",
+        "--distillation",
+        "0.5",
+    )
 
     assert trained.returncode == 0, trained.stderr
     assert "pruning" in trained.stderr and "to (8, 16, 8, 8)" in trained.stderr

@@ -23,9 +23,13 @@ def small_zip(source, target, every, offset):
 @pytest.fixture
 def env(aws, tmp_path, test_zip):
     return retrain.Environment(
-        s3=aws.s3, bucket=aws.bucket, jobs_table=table(FUNCTION_ENVIRONMENT["JOBS_TABLE"]), models_table=aws.models,
+        s3=aws.s3,
+        bucket=aws.bucket,
+        jobs_table=table(FUNCTION_ENVIRONMENT["JOBS_TABLE"]),
+        models_table=aws.models,
         base_train=str(small_zip(test_zip, tmp_path / "train.zip", every=40, offset=1)),
-        base_test=str(small_zip(test_zip, tmp_path / "test.zip", every=20, offset=3)), workdir=tmp_path / "work",
+        base_test=str(small_zip(test_zip, tmp_path / "test.zip", every=20, offset=3)),
+        workdir=tmp_path / "work",
     )
 
 
@@ -78,8 +82,16 @@ def test_a_crash_marks_the_job_failed_and_frees_the_lock(env, aws):
 
 def test_a_diverged_run_fails_the_job_with_the_reason(env, monkeypatch):
     def diverging_train(images, labels, checkpoint_dir, hp, *, progress, **_):
-        progress({"epoch": 1, "epochs": 2, "loss": float("nan"), "accuracy": 0.1, "seconds": 1.0,
-                  "seconds_left": 1.0})
+        progress(
+            {
+                "epoch": 1,
+                "epochs": 2,
+                "loss": float("nan"),
+                "accuracy": 0.1,
+                "seconds": 1.0,
+                "seconds_left": 1.0,
+            }
+        )
 
     monkeypatch.setattr(retrain, "train", diverging_train)
     job = jobs.create_job(env.jobs_table, {"mode": "finetune"})

@@ -40,12 +40,21 @@ def test_the_handler_runs_a_tiny_job_across_two_invocations(aws, monkeypatch, tm
 
     get_settings.cache_clear()
     invoked = []
-    monkeypatch.setattr(app, "client", lambda service: SimpleNamespace(invoke=lambda **kw: invoked.append(kw)))
+    monkeypatch.setattr(
+        app, "client", lambda service: SimpleNamespace(invoke=lambda **kw: invoked.append(kw))
+    )
     jobs_table = table(FUNCTION_ENVIRONMENT["JOBS_TABLE"])
     job = jobs.create_job(jobs_table, {"mode": "finetune", "epochs": 2})
-    short = SimpleNamespace(function_name="retrain", get_remaining_time_in_millis=lambda: 211_000,
-                            aws_request_id="1", invoked_function_arn="arn:aws:lambda:us-east-1:1:function:retrain",
-                            memory_limit_in_mb=10240, function_version="$LATEST", log_group_name="", log_stream_name="")
+    short = SimpleNamespace(
+        function_name="retrain",
+        get_remaining_time_in_millis=lambda: 211_000,
+        aws_request_id="1",
+        invoked_function_arn="arn:aws:lambda:us-east-1:1:function:retrain",
+        memory_limit_in_mb=10240,
+        function_version="$LATEST",
+        log_group_name="",
+        log_stream_name="",
+    )
     long = SimpleNamespace(**{**short.__dict__, "get_remaining_time_in_millis": lambda: 900_000})
 
     first = app.lambda_handler({"job_id": job["job_id"]}, short)

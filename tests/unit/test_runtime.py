@@ -36,8 +36,15 @@ def test_scaled_floats_are_refused_with_an_explanation(model):
     assert "normalises them itself" in str(raised.value)
 
 
-@pytest.mark.parametrize("bad", [np.zeros((32, 32, 3), np.uint8), np.zeros((1, 28, 28, 3), np.uint8),
-                                 np.zeros((0, 32, 32, 3), np.uint8), [[0] * 3]])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        np.zeros((32, 32, 3), np.uint8),
+        np.zeros((1, 28, 28, 3), np.uint8),
+        np.zeros((0, 32, 32, 3), np.uint8),
+        [[0] * 3],
+    ],
+)
 def test_wrong_shapes_are_refused(model, bad):
     with pytest.raises(InputContractError):
         model.predict(bad)
@@ -46,8 +53,10 @@ def test_wrong_shapes_are_refused(model, bad):
 def test_from_bytes_checks_the_sha256():
     content = MODEL_PATH.read_bytes()
 
-    assert TFLiteModel.from_bytes(content, hashlib.sha256(content).hexdigest()).sha256 == \
-        hashlib.sha256(content).hexdigest()
+    assert (
+        TFLiteModel.from_bytes(content, hashlib.sha256(content).hexdigest()).sha256
+        == hashlib.sha256(content).hexdigest()
+    )
     with pytest.raises(ModelLoadError, match="checksum"):
         TFLiteModel.from_bytes(content, "0" * 64)
 

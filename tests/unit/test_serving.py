@@ -128,7 +128,9 @@ def test_deleting_the_pointer_goes_back_to_the_baseline(aws, provider, clock):
 def test_an_unreachable_registry_keeps_the_serving_model(aws, provider, clock):
     publish(aws, "v2")
     provider.current()
-    aws.models.client.delete_table(TableName=aws.models.name)  # DynamoDB now answers ResourceNotFoundException
+    aws.models.client.delete_table(
+        TableName=aws.models.name
+    )  # DynamoDB now answers ResourceNotFoundException
     clock.now += 60
     assert provider.current().version == "v2"
 

@@ -66,8 +66,13 @@ def test_gateway_responses_use_the_error_form(kind):
 
 def test_outputs_name_the_url_and_a_key_of_each_kind_in_its_own_plan():
     outputs = TEMPLATE.doc["Outputs"]
-    assert {"ApiUrl", "ClientApiKeyId", "ClientApiKeyValueCommand", "OperatorApiKeyId",
-            "OperatorApiKeyValueCommand"} <= set(outputs)
+    assert {
+        "ApiUrl",
+        "ClientApiKeyId",
+        "ClientApiKeyValueCommand",
+        "OperatorApiKeyId",
+        "OperatorApiKeyValueCommand",
+    } <= set(outputs)
     plan_of_key = {
         resource["Properties"]["KeyId"]["Ref"]: resource["Properties"]["UsagePlanId"]["Ref"]
         for resource in TEMPLATE.resources.values()

@@ -17,9 +17,25 @@ TINY = ["--widths", "8,16,16,16", "--batch-size", "64", "--limit", "320"]
 
 
 def run_train(data, out, *extra, wait=True):
-    env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_DETERMINISTIC_OPS": "1",
-           "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": f"{REPO / 'layers' / 'classifier'}"}
-    command = [sys.executable, "-m", "classifier", "train", "--data", str(data), "--out", str(out), *TINY, *extra]
+    env = {
+        **os.environ,
+        "KERAS_BACKEND": "tensorflow",
+        "TF_DETERMINISTIC_OPS": "1",
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+        "PYTHONPATH": f"{REPO / 'layers' / 'classifier'}",
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "classifier",
+        "train",
+        "--data",
+        str(data),
+        "--out",
+        str(out),
+        *TINY,
+        *extra,
+    ]
     if wait:
         return subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -30,7 +46,11 @@ def test_augment_is_a_pure_function_of_seed_and_epoch():
 
     images = np.random.default_rng(0).integers(0, 256, (64, 32, 32, 3), dtype=np.uint8)
 
-    first, again, other = augment(images, 0, 3, 4, 8), augment(images, 0, 3, 4, 8), augment(images, 0, 4, 4, 8)
+    first, again, other = (
+        augment(images, 0, 3, 4, 8),
+        augment(images, 0, 3, 4, 8),
+        augment(images, 0, 4, 4, 8),
+    )
 
     assert np.array_equal(first, again) and not np.array_equal(first, other)
     assert first.dtype == np.uint8 and first.shape == images.shape
@@ -79,10 +99,24 @@ def test_tiny_training_run_exports_a_loadable_tflite_and_card(tmp_path, test_zip
     assert "epoch 2/2" in trained.stderr and "seconds" not in trained.stdout
 
     exported = subprocess.run(
-        [sys.executable, "-m", "classifier", "export", "--model", str(tmp_path / "model.keras"),
-         "--out", str(tmp_path), "--test-data", str(test_zip), "--version", "v-test"],
+        [
+            sys.executable,
+            "-m",
+            "classifier",
+            "export",
+            "--model",
+            str(tmp_path / "model.keras"),
+            "--out",
+            str(tmp_path),
+            "--test-data",
+            str(test_zip),
+            "--version",
+            "v-test",
+        ],
         env={**os.environ, "PYTHONPATH": str(REPO / "layers" / "classifier"), "TF_CPP_MIN_LOG_LEVEL": "3"},
-        capture_output=True, text=True, timeout=600,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert exported.returncode == 0, exported.stderr
 
@@ -134,8 +168,13 @@ def test_fine_tuning_keeps_the_init_models_widths(tmp_path):
     assert widths_of(init) != DEFAULT_WIDTHS
     images = np.random.default_rng(0).integers(0, 256, (64, 32, 32, 3), dtype=np.uint8)
 
-    result = train(images, np.arange(64) % 10, tmp_path, HyperParameters.finetune(epochs=1, batch_size=32),
-                   init_model=init)
+    result = train(
+        images,
+        np.arange(64) % 10,
+        tmp_path,
+        HyperParameters.finetune(epochs=1, batch_size=32),
+        init_model=init,
+    )
 
     # then training starts from its weights instead of failing on a shape mismatch
     assert result.finished and widths_of(result.model) == (8, 16, 16, 16)

@@ -30,13 +30,16 @@ def ingest(aws, entries, compression=zipfile.ZIP_STORED):
 
 
 def stored(aws) -> dict[str, bytes]:
-    pages = aws.s3.get_paginator("list_objects_v2").paginate(Bucket=aws.bucket, Prefix=storage.TRAINING_DATA_PREFIX)
+    pages = aws.s3.get_paginator("list_objects_v2").paginate(
+        Bucket=aws.bucket, Prefix=storage.TRAINING_DATA_PREFIX
+    )
     return {item["Key"]: item["ETag"] for page in pages for item in page.get("Contents", [])}
 
 
 def test_direct_upload_accepts_dedupes_and_rejects_per_image(aws):
-    results = training_data.add_images(aws.s3, aws.bucket, "cat", [("a.png", PNG), ("b.png", PNG),
-                                                                   ("c.txt", b"not an image")])
+    results = training_data.add_images(
+        aws.s3, aws.bucket, "cat", [("a.png", PNG), ("b.png", PNG), ("c.txt", b"not an image")]
+    )
 
     assert [r.status for r in results] == ["accepted", "duplicate", "rejected"]
     assert results[0].key == f"training-data/cat/{results[0].sha256}.png"
@@ -48,7 +51,9 @@ def test_unknown_labels_and_oversized_requests_are_refused(aws):
     with pytest.raises(RequestShapeError, match="Unknown label"):
         training_data.add_images(aws.s3, aws.bucket, "dragon", [("a.png", PNG)])
     with pytest.raises(TooManyImagesError):
-        training_data.add_images(aws.s3, aws.bucket, "cat", [("a.png", PNG)] * (MAX_DIRECT_TRAINING_IMAGES + 1))
+        training_data.add_images(
+            aws.s3, aws.bucket, "cat", [("a.png", PNG)] * (MAX_DIRECT_TRAINING_IMAGES + 1)
+        )
     assert stored(aws) == {}
 
 
@@ -60,16 +65,19 @@ def test_a_good_zip_is_ingested_with_a_report(aws):
     assert report["accepted_per_label"]["cat"] == 1 and report["accepted_per_label"]["dog"] == 1
 
 
-@pytest.mark.parametrize("name, data, reason", [
-    ("../cat/escape.png", PNG, "unsafe path"),
-    ("/etc/cat.png", PNG, "unsafe path"),
-    ("cat\\windows.png", PNG, "unsafe path"),
-    ("cat/inner.zip", zip_bytes({"cat/x.png": PNG}), "nested archive"),
-    ("cat/disguised.png", zip_bytes({"cat/x.png": PNG}), "nested archive"),
-    ("cat/readme.txt", b"hello, not an image", "not an image"),
-    ("dragon/x.png", PNG, "unknown class"),
-    ("x.png", PNG, "CLASS/FILE"),
-])
+@pytest.mark.parametrize(
+    "name, data, reason",
+    [
+        ("../cat/escape.png", PNG, "unsafe path"),
+        ("/etc/cat.png", PNG, "unsafe path"),
+        ("cat\\windows.png", PNG, "unsafe path"),
+        ("cat/inner.zip", zip_bytes({"cat/x.png": PNG}), "nested archive"),
+        ("cat/disguised.png", zip_bytes({"cat/x.png": PNG}), "nested archive"),
+        ("cat/readme.txt", b"hello, not an image", "not an image"),
+        ("dragon/x.png", PNG, "unknown class"),
+        ("x.png", PNG, "CLASS/FILE"),
+    ],
+)
 def test_bad_entries_are_refused_one_by_one(aws, name, data, reason):
     report = ingest(aws, {name: data, "cat/good.png": PNG})
 
@@ -120,7 +128,9 @@ def test_upload_lifecycle_and_report(aws):
 
     report = training_data.upload_status(aws.s3, aws.bucket, upload_id)
     assert report["status"] == "completed" and report["counts"]["accepted"] == 1
-    assert json.loads(aws.s3.get_object(Bucket=aws.bucket, Key=f"uploads/{upload_id}/report.json")["Body"].read())
+    assert json.loads(
+        aws.s3.get_object(Bucket=aws.bucket, Key=f"uploads/{upload_id}/report.json")["Body"].read()
+    )
     with pytest.raises(ResourceNotFoundError):
         training_data.upload_status(aws.s3, aws.bucket, "never-issued")
 

@@ -36,16 +36,18 @@ class _CifarUnpickler(pickle.Unpickler):
     """Unpickles a CIFAR-10 batch (a dict of bytes, ints, lists and numpy arrays) and refuses every
     other global: a tampered tarball cannot run code, it fails to load."""
 
-    _ALLOWED = frozenset({
-        ("_codecs", "encode"),  # bytes in a protocol 2 pickle written by Python 3
-        ("numpy", "ndarray"),
-        ("numpy", "dtype"),
-        ("numpy.core.multiarray", "_reconstruct"),
-        ("numpy.core.multiarray", "scalar"),
-        ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy._core.multiarray", "scalar"),
-        ("numpy._core.numeric", "_frombuffer"),  # arrays in a protocol 5 pickle
-    })
+    _ALLOWED = frozenset(
+        {
+            ("_codecs", "encode"),  # bytes in a protocol 2 pickle written by Python 3
+            ("numpy", "ndarray"),
+            ("numpy", "dtype"),
+            ("numpy.core.multiarray", "_reconstruct"),
+            ("numpy.core.multiarray", "scalar"),
+            ("numpy._core.multiarray", "_reconstruct"),
+            ("numpy._core.multiarray", "scalar"),
+            ("numpy._core.numeric", "_frombuffer"),  # arrays in a protocol 5 pickle
+        }
+    )
 
     def find_class(self, module: str, name: str):
         if (module, name) not in self._ALLOWED:
@@ -86,8 +88,12 @@ class Dataset:
         return digest.hexdigest()
 
     def manifest(self) -> dict:
-        return {"images": len(self), "counts": self.counts(), "sha256": self.content_hash(),
-                "rejected": len(self.rejected)}
+        return {
+            "images": len(self),
+            "counts": self.counts(),
+            "sha256": self.content_hash(),
+            "rejected": len(self.rejected),
+        }
 
     def subset(self, indices: np.ndarray) -> "Dataset":
         """The images at ``indices`` (an integer array), with their labels and names."""
@@ -175,4 +181,3 @@ def load_cifar_tarball(path: str | os.PathLike, split: str = "train") -> Dataset
 def _stack(images, labels, rejected, names) -> Dataset:
     stacked = np.stack(images) if images else np.zeros((0, IMAGE_SIZE, IMAGE_SIZE, CHANNELS), np.uint8)
     return Dataset(stacked, np.asarray(labels, dtype=np.int64), tuple(rejected), tuple(names))
-

@@ -13,7 +13,9 @@ Predict = Callable[[np.ndarray], np.ndarray]
 ECE_BINS = 15
 
 
-def predict_batched(predict: Predict, images: np.ndarray, batch_size: int = 500, tta: bool = False) -> np.ndarray:
+def predict_batched(
+    predict: Predict, images: np.ndarray, batch_size: int = 500, tta: bool = False
+) -> np.ndarray:
     """Probabilities for all ``images``, ``batch_size`` at a time; with ``tta`` the mean of the
     image and its mirror image."""
     chunks = []
@@ -101,6 +103,9 @@ def format_report(report: dict) -> str:
         *(f"  {label:<11} {accuracy:.4f}" for label, accuracy in report["per_class"].items()),
         "confusion matrix (rows: true, columns: predicted):",
         "  " + " ".join(f"{label[:5]:>5}" for label in LABELS),
-        *("  " + " ".join(f"{n:>5}" for n in row) + f"  {LABELS[i]}" for i, row in enumerate(report["confusion_matrix"])),
+        *(
+            "  " + " ".join(f"{n:>5}" for n in row) + f"  {LABELS[i]}"
+            for i, row in enumerate(report["confusion_matrix"])
+        ),
     ]
     return "\n".join(lines)

@@ -20,23 +20,36 @@ class GateDecision:
     overall_delta: float = 0.0
 
     def to_json(self) -> dict:
-        return {"passed": self.passed, "reasons": list(self.reasons), "overall_delta": self.overall_delta,
-                "overall_tolerance": OVERALL_TOLERANCE, "per_class_tolerance": PER_CLASS_TOLERANCE}
+        return {
+            "passed": self.passed,
+            "reasons": list(self.reasons),
+            "overall_delta": self.overall_delta,
+            "overall_tolerance": OVERALL_TOLERANCE,
+            "per_class_tolerance": PER_CLASS_TOLERANCE,
+        }
 
 
-def check(candidate: dict, current: dict, overall_tolerance: float = OVERALL_TOLERANCE,
-          per_class_tolerance: float = PER_CLASS_TOLERANCE) -> GateDecision:
+def check(
+    candidate: dict,
+    current: dict,
+    overall_tolerance: float = OVERALL_TOLERANCE,
+    per_class_tolerance: float = PER_CLASS_TOLERANCE,
+) -> GateDecision:
     """Compare two models' metrics (``accuracy``, ``per_class``, ``test_data``) on the same test set."""
     reasons = []
     if candidate.get("test_data", {}).get("sha256") != current.get("test_data", {}).get("sha256"):
         reasons.append("the candidate was evaluated on a different test set than the current model")
     delta = candidate["accuracy"] - current["accuracy"]
     if delta < -overall_tolerance:
-        reasons.append(f"overall accuracy {candidate['accuracy']:.4f} is {-delta * 100:.2f} points below the "
-                       f"current {current['accuracy']:.4f} (tolerance {overall_tolerance * 100:.1f})")
+        reasons.append(
+            f"overall accuracy {candidate['accuracy']:.4f} is {-delta * 100:.2f} points below the "
+            f"current {current['accuracy']:.4f} (tolerance {overall_tolerance * 100:.1f})"
+        )
     for label, accuracy in current["per_class"].items():
         drop = accuracy - candidate["per_class"].get(label, 0.0)
         if drop > per_class_tolerance:
-            reasons.append(f"{label} accuracy {candidate['per_class'].get(label, 0.0):.3f} is {drop * 100:.1f} "
-                           f"points below the current {accuracy:.3f} (tolerance {per_class_tolerance * 100:.0f})")
+            reasons.append(
+                f"{label} accuracy {candidate['per_class'].get(label, 0.0):.3f} is {drop * 100:.1f} "
+                f"points below the current {accuracy:.3f} (tolerance {per_class_tolerance * 100:.0f})"
+            )
     return GateDecision(passed=not reasons, reasons=tuple(reasons), overall_delta=float(delta))

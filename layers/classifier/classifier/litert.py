@@ -51,7 +51,9 @@ class TFLiteModel:
         return cls(Path(path).read_bytes(), num_threads)
 
     @classmethod
-    def from_bytes(cls, content: bytes, expected_sha256: str | None = None, num_threads: int = 1) -> "TFLiteModel":
+    def from_bytes(
+        cls, content: bytes, expected_sha256: str | None = None, num_threads: int = 1
+    ) -> "TFLiteModel":
         """Load ``content``, refusing it unless its sha256 equals ``expected_sha256`` (when given)."""
         if expected_sha256 is not None:
             actual = hashlib.sha256(content).hexdigest()

@@ -48,9 +48,7 @@ def decode_image(data: bytes) -> np.ndarray:
     if not data:
         raise EmptyImageError("The image is empty (0 bytes).")
     if len(data) > MAX_IMAGE_BYTES:
-        raise ImageTooLargeError(
-            f"The image is {len(data):,} bytes; the limit is {MAX_IMAGE_BYTES:,} bytes."
-        )
+        raise ImageTooLargeError(f"The image is {len(data):,} bytes; the limit is {MAX_IMAGE_BYTES:,} bytes.")
     image = _open(data)
     try:
         image = _to_rgb(ImageOps.exif_transpose(image))
@@ -76,8 +74,7 @@ def _open(data: bytes) -> Image.Image:
         raise UndecodableImageError(f"The image is damaged or truncated: {error}") from error
     if image.format not in SUPPORTED_FORMATS:
         raise UnsupportedFormatError(
-            f"{image.format} images are not supported; "
-            f"send one of {', '.join(sorted(SUPPORTED_FORMATS))}."
+            f"{image.format} images are not supported; send one of {', '.join(sorted(SUPPORTED_FORMATS))}."
         )
     width, height = image.size
     if width * height > MAX_IMAGE_PIXELS:

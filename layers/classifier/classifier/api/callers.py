@@ -25,7 +25,9 @@ from classifier import aws
 from classifier.errors import ForbiddenError
 from classifier.settings import get_settings
 
-ROLE_CACHE_SECONDS = 300.0  # how long a warm sandbox trusts a key's role (a removed operator key lasts this long)
+ROLE_CACHE_SECONDS = (
+    300.0  # how long a warm sandbox trusts a key's role (a removed operator key lasts this long)
+)
 
 
 class Role(StrEnum):
@@ -51,8 +53,14 @@ class Caller:
 class RoleLookup:
     """Key id -> role, from the usage plans the key is in; cached per process. Thread-safe."""
 
-    def __init__(self, plans_of: Callable[[str], list[str]], operator_plan: str, *,
-                 ttl_seconds: float = ROLE_CACHE_SECONDS, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        plans_of: Callable[[str], list[str]],
+        operator_plan: str,
+        *,
+        ttl_seconds: float = ROLE_CACHE_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self._plans_of = plans_of
         self._operator_plan = operator_plan
         self._ttl = ttl_seconds
@@ -78,7 +86,9 @@ def usage_plans_of(key_id: str) -> list[str]:
     """The names of the usage plans ``key_id`` belongs to (API Gateway's GetUsagePlans, paginated)."""
     names, position = [], None
     while True:
-        page = aws.client("apigateway").get_usage_plans(keyId=key_id, **({"position": position} if position else {}))
+        page = aws.client("apigateway").get_usage_plans(
+            keyId=key_id, **({"position": position} if position else {})
+        )
         names += [plan.get("name", "") for plan in page.get("items", [])]
         position = page.get("position")
         if not position:

@@ -31,7 +31,12 @@ def predict_one(
 
 
 def predict_batch(
-    items: Sequence[ImageInput | Rejected], *, top_k: int, model: ServedModel, table: Any, owner: str | None = None
+    items: Sequence[ImageInput | Rejected],
+    *,
+    top_k: int,
+    model: ServedModel,
+    table: Any,
+    owner: str | None = None,
 ) -> dict[str, Any]:
     """POST /predict/batch: one model call for every decodable image; an entry per item, in order."""
     results = classify(items, model.predictor)

@@ -26,15 +26,11 @@ def to_dynamo(value: Any) -> Any:
         return Decimal(int(value))
     if isinstance(value, (float, np.floating)):
         if not math.isfinite(value):
-            raise InvalidRecordError(
-                f"A record cannot hold {value!r}: only finite numbers are stored."
-            )
+            raise InvalidRecordError(f"A record cannot hold {value!r}: only finite numbers are stored.")
         return Decimal(str(value))
     if isinstance(value, Decimal):
         if not value.is_finite():
-            raise InvalidRecordError(
-                f"A record cannot hold {value!r}: only finite numbers are stored."
-            )
+            raise InvalidRecordError(f"A record cannot hold {value!r}: only finite numbers are stored.")
         return value
     if isinstance(value, np.ndarray):
         return [to_dynamo(item) for item in value]

@@ -121,7 +121,9 @@ class Table:
         return self._call("scan", kwargs)
 
     def transact_write_items(
-        self, TransactItems: Iterable[Mapping[str, Mapping[str, Any]]], **kwargs: Any  # noqa: N803 (boto3's name)
+        self,
+        TransactItems: Iterable[Mapping[str, Mapping[str, Any]]],
+        **kwargs: Any,  # noqa: N803 (boto3's name)
     ) -> dict:
         """Each entry is ``{"Put" | "Delete" | "Update" | "ConditionCheck": {...}}``; ``TableName``
         defaults to this table."""

@@ -27,16 +27,18 @@ def parse_training_data(body: bytes, content_type: str | None) -> TrainingDataRe
         files = [part for part in parts if part.field in ("files", "file")]
         if len(labels) != 1:
             raise RequestShapeError("Send exactly one form field named 'label' with the images' class.")
-        return TrainingDataRequest(False, labels[0], tuple(
-            (part.filename or f"file-{i}", part.data) for i, part in enumerate(files)))
+        return TrainingDataRequest(
+            False, labels[0], tuple((part.filename or f"file-{i}", part.data) for i, part in enumerate(files))
+        )
     if is_json(kind):
         document = parse_json_object(body)
         if document.get("upload") is True:
             return TrainingDataRequest(True)
         images = document.get("images")
         if not isinstance(images, list) or not isinstance(document.get("label"), str):
-            raise RequestShapeError('The JSON body must be {"label": "<class>", "images": ["<base64>", ...]} '
-                                    'or {"upload": true}.')
+            raise RequestShapeError(
+                'The JSON body must be {"label": "<class>", "images": ["<base64>", ...]} or {"upload": true}.'
+            )
         items = []
         for position, entry in enumerate(images):
             if isinstance(entry, dict) and isinstance(entry.get("image"), str):
@@ -44,7 +46,9 @@ def parse_training_data(body: bytes, content_type: str | None) -> TrainingDataRe
             elif isinstance(entry, str):
                 name, data = f"image-{position}", entry
             else:
-                raise RequestShapeError(f"Item {position} must be a base64 string or {{\"name\", \"image\"}}.")
+                raise RequestShapeError(f'Item {position} must be a base64 string or {{"name", "image"}}.')
             items.append((name, decode_base64(data, f"image {position}")))
         return TrainingDataRequest(False, document["label"], tuple(items))
-    raise UnsupportedMediaTypeError(f"Content-Type {kind or '(none)'!r} is not accepted; send {_ACCEPTED_TRAINING}.")
+    raise UnsupportedMediaTypeError(
+        f"Content-Type {kind or '(none)'!r} is not accepted; send {_ACCEPTED_TRAINING}."
+    )

@@ -35,15 +35,21 @@ def parse_request(body: Any) -> dict:
     """Validate a POST /retrain body: {"mode", "epochs", "budget_seconds", "max_images"}, all optional."""
     body = {} if body is None else body
     if not isinstance(body, dict):
-        raise RequestShapeError("The body must be a JSON object such as {\"mode\": \"finetune\", \"epochs\": 5}.")
+        raise RequestShapeError('The body must be a JSON object such as {"mode": "finetune", "epochs": 5}.')
     unknown = set(body) - {"mode", "epochs", "budget_seconds", "max_images"}
     if unknown:
-        raise RequestShapeError(f"Unknown fields {sorted(unknown)}; allowed: mode, epochs, budget_seconds, max_images.")
+        raise RequestShapeError(
+            f"Unknown fields {sorted(unknown)}; allowed: mode, epochs, budget_seconds, max_images."
+        )
     mode = body.get("mode", "finetune")
     if mode not in MODES:
         raise RequestShapeError(f"mode must be one of {MODES}, not {mode!r}.")
     request = {"mode": mode}
-    for name, maximum in (("epochs", MAX_EPOCHS), ("budget_seconds", MAX_BUDGET_SECONDS), ("max_images", 10**6)):
+    for name, maximum in (
+        ("epochs", MAX_EPOCHS),
+        ("budget_seconds", MAX_BUDGET_SECONDS),
+        ("max_images", 10**6),
+    ):
         value = body.get(name)
         if value is None:
             continue
@@ -56,14 +62,22 @@ def parse_request(body: Any) -> dict:
 def create_job(table: Any, request: dict, now: float | None = None) -> dict:
     """Record a queued job and take the lock atomically; ConflictError (409) while one is active."""
     now = time.time() if now is None else now
-    job = {"job_id": uuid.uuid4().hex, "status": "queued", "created_at": utc_timestamp(now), "updated_at": utc_timestamp(now),
-           "invocations": 0, **request}
+    job = {
+        "job_id": uuid.uuid4().hex,
+        "status": "queued",
+        "created_at": utc_timestamp(now),
+        "updated_at": utc_timestamp(now),
+        "invocations": 0,
+        **request,
+    }
     lock = {"job_id": LOCK_ID, "active_job": job["job_id"], "heartbeat": int(now)}
     try:
-        table.transact_write_items(TransactItems=[
-            {"Put": {"Item": lock, "ConditionExpression": "attribute_not_exists(job_id)"}},
-            {"Put": {"Item": to_dynamo(job)}},
-        ])
+        table.transact_write_items(
+            TransactItems=[
+                {"Put": {"Item": lock, "ConditionExpression": "attribute_not_exists(job_id)"}},
+                {"Put": {"Item": to_dynamo(job)}},
+            ]
+        )
     except ClientError as error:
         if error.response["Error"]["Code"] != "TransactionCanceledException":
             raise
@@ -80,22 +94,32 @@ def create_job(table: Any, request: dict, now: float | None = None) -> dict:
 def start_job(table: Any, lambda_client: Any, function_name: str, request: dict) -> dict:
     """Record a job (:func:`create_job`) and invoke the retraining function on it asynchronously."""
     job = create_job(table, request)
-    lambda_client.invoke(FunctionName=function_name, InvocationType="Event",
-                         Payload=json.dumps({"job_id": job["job_id"]}).encode())
+    lambda_client.invoke(
+        FunctionName=function_name,
+        InvocationType="Event",
+        Payload=json.dumps({"job_id": job["job_id"]}).encode(),
+    )
     return job
 
 
 def _release_stale(table: Any, lock: dict) -> bool:
     """Delete a stale lock if it is still the one read (another caller may have taken it over)."""
     try:
-        table.delete_item(Key={"job_id": LOCK_ID}, ConditionExpression="heartbeat = :seen AND active_job = :job",
-                          ExpressionAttributeValues={":seen": lock["heartbeat"], ":job": lock["active_job"]})
+        table.delete_item(
+            Key={"job_id": LOCK_ID},
+            ConditionExpression="heartbeat = :seen AND active_job = :job",
+            ExpressionAttributeValues={":seen": lock["heartbeat"], ":job": lock["active_job"]},
+        )
     except ClientError as error:
         if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
             return False
         raise
-    update(table, lock["active_job"], status="failed", reason="stopped without a heartbeat for "
-           f"{STALE_LOCK_SECONDS} s (the function crashed or timed out)")
+    update(
+        table,
+        lock["active_job"],
+        status="failed",
+        reason=f"stopped without a heartbeat for {STALE_LOCK_SECONDS} s (the function crashed or timed out)",
+    )
     return True
 
 
@@ -116,11 +140,14 @@ def update(table: Any, job_id: str, **fields: Any) -> None:
     table.update_item(
         Key={"job_id": job_id},
         UpdateExpression="SET " + ", ".join(f"#{name} = :{name}" for name in fields),
-        ExpressionAttributeNames=names, ExpressionAttributeValues=values,
+        ExpressionAttributeNames=names,
+        ExpressionAttributeValues=values,
     )
     try:
         table.update_item(
-            Key={"job_id": LOCK_ID}, UpdateExpression="SET heartbeat = :now", ConditionExpression="active_job = :job",
+            Key={"job_id": LOCK_ID},
+            UpdateExpression="SET heartbeat = :now",
+            ConditionExpression="active_job = :job",
             ExpressionAttributeValues={":now": int(time.time()), ":job": job_id},
         )
     except ClientError as error:
@@ -132,9 +159,11 @@ def finish(table: Any, job_id: str, status: str, **fields: Any) -> None:
     """Record the job's end (succeeded, rejected or failed) and free the lock."""
     update(table, job_id, status=status, finished_at=utc_timestamp(time.time()), **fields)
     try:
-        table.delete_item(Key={"job_id": LOCK_ID}, ConditionExpression="active_job = :job",
-                          ExpressionAttributeValues={":job": job_id})
+        table.delete_item(
+            Key={"job_id": LOCK_ID},
+            ConditionExpression="active_job = :job",
+            ExpressionAttributeValues={":job": job_id},
+        )
     except ClientError as error:
         if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
             raise  # the lock already belongs to another job (taken over as stale): leave it
-

@@ -71,8 +71,13 @@ def _advance(job: dict, env: Environment, deadline: float, log: Callable[[str], 
     job_id = job["job_id"]
     work = env.workdir / job_id
     parent, parent_dir = _parent(job, env, work)
-    jobs.update(env.jobs_table, job_id, status="running", invocations=int(job.get("invocations", 0)) + 1,
-                parent_version=parent)
+    jobs.update(
+        env.jobs_table,
+        job_id,
+        status="running",
+        invocations=int(job.get("invocations", 0)) + 1,
+        parent_version=parent,
+    )
 
     base_train = local_copy(env.base_train, work / "datasets")
     data = load_dataset(base_train, "train")  # nosec B615  # classifier.datasets, not Hugging Face
@@ -98,15 +103,34 @@ def _advance(job: dict, env: Environment, deadline: float, log: Callable[[str], 
 
     def progress(row: dict) -> None:
         if not math.isfinite(row["loss"]):
-            raise TrainingDivergedError(f"training diverged at epoch {row['epoch']}: the loss is {row['loss']}")
+            raise TrainingDivergedError(
+                f"training diverged at epoch {row['epoch']}: the loss is {row['loss']}"
+            )
         _save_checkpoint(env, job_id, checkpoints)
-        jobs.update(env.jobs_table, job_id, epoch=row["epoch"], epochs=row["epochs"], loss=row["loss"],
-                    accuracy=row["accuracy"], seconds_left=round(row["seconds_left"]))
-        log(f"job {job_id}: epoch {row['epoch']}/{row['epochs']} loss {row['loss']:.4f} "
-            f"accuracy {row['accuracy']:.4f} about {row['seconds_left']:.0f}s left")
+        jobs.update(
+            env.jobs_table,
+            job_id,
+            epoch=row["epoch"],
+            epochs=row["epochs"],
+            loss=row["loss"],
+            accuracy=row["accuracy"],
+            seconds_left=round(row["seconds_left"]),
+        )
+        log(
+            f"job {job_id}: epoch {row['epoch']}/{row['epochs']} loss {row['loss']:.4f} "
+            f"accuracy {row['accuracy']:.4f} about {row['seconds_left']:.0f}s left"
+        )
 
-    result = train(data.images, data.labels, checkpoints, hp, init_model=init, budget_seconds=budget,
-                   deadline=deadline - EXPORT_RESERVE_SECONDS, progress=progress)
+    result = train(
+        data.images,
+        data.labels,
+        checkpoints,
+        hp,
+        init_model=init,
+        budget_seconds=budget,
+        deadline=deadline - EXPORT_RESERVE_SECONDS,
+        progress=progress,
+    )
     if not result.finished:
         return CONTINUE
     return _finish(job_id, env, work, result, data, parent, parent_dir)
@@ -122,10 +146,16 @@ def _finish(job_id, env, work, result, data, parent, parent_dir) -> str:
         upload_file(env.s3, out / name, env.bucket, storage.model_key(version, name))
     decision = gate.check(card, _evaluate_parent(parent_dir, base_test))
     status = registry.ModelStatus.CANDIDATE if decision.passed else registry.ModelStatus.REJECTED
-    registry.put_version(env.models_table, registry.version_item(card, status, "; ".join(decision.reasons) or None))
+    registry.put_version(
+        env.models_table, registry.version_item(card, status, "; ".join(decision.reasons) or None)
+    )
     # loss and accuracy in the job are training progress; the verdict's figures are the test set's
-    outcome = {"version": version, "test_accuracy": card["accuracy"], "test_per_class": card["per_class"],
-               "gate": decision.to_json()}
+    outcome = {
+        "version": version,
+        "test_accuracy": card["accuracy"],
+        "test_per_class": card["per_class"],
+        "gate": decision.to_json(),
+    }
     if decision.passed:
         pointer = registry.read_pointer(env.models_table)
         registry.promote(env.models_table, version, expected_current=pointer.version if pointer else None)
@@ -160,8 +190,7 @@ def _evaluate_parent(parent_dir: Path, base_test: Path) -> dict:
     compares like with like even if the parent's card was measured on another copy of it."""
     test = load_dataset(base_test, "test")  # nosec B615  # classifier.datasets, not Hugging Face
     model = TFLiteModel.from_path(parent_dir / storage.TFLITE_NAME, num_threads=os.cpu_count() or 1)
-    return {**metrics(predict_batched(model.predict, test.images), test.labels),
-            "test_data": test.manifest()}
+    return {**metrics(predict_batched(model.predict, test.images), test.labels), "test_data": test.manifest()}
 
 
 def _save_checkpoint(env: Environment, job_id: str, checkpoints: Path) -> None:
@@ -175,15 +204,21 @@ def _restore_checkpoint(env: Environment, job_id: str, checkpoints: Path) -> Non
     if (checkpoints / STATE_FILE).exists():
         return  # same container as the last invocation: the local copy is current
     try:
-        body = env.s3.get_object(Bucket=env.bucket, Key=storage.checkpoint_key(job_id, STATE_FILE))["Body"].read()
+        body = env.s3.get_object(Bucket=env.bucket, Key=storage.checkpoint_key(job_id, STATE_FILE))[
+            "Body"
+        ].read()
     except ClientError as error:
         if is_missing(error):
             return  # first invocation
         raise
     state = json.loads(body)
     checkpoints.mkdir(parents=True, exist_ok=True)
-    download_file(env.s3, env.bucket, storage.checkpoint_key(job_id, state["checkpoint"]),
-                  checkpoints / state["checkpoint"])
+    download_file(
+        env.s3,
+        env.bucket,
+        storage.checkpoint_key(job_id, state["checkpoint"]),
+        checkpoints / state["checkpoint"],
+    )
     (checkpoints / STATE_FILE).write_bytes(body)
 
 

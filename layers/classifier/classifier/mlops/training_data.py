@@ -83,7 +83,7 @@ def add_images(s3, bucket: str, label: str, items: list[tuple[str, bytes]]) -> l
     if len(items) > MAX_DIRECT_TRAINING_IMAGES:
         raise TooManyImagesError(
             f"{len(items)} images in one request; the limit is {MAX_DIRECT_TRAINING_IMAGES}. "
-            "Send more as a zip upload (POST /training-data with {\"upload\": true})."
+            'Send more as a zip upload (POST /training-data with {"upload": true}).'
         )
     return [store_image(s3, bucket, label, name, data) for name, data in items]
 
@@ -107,14 +107,25 @@ def create_upload(s3, bucket: str) -> dict:
     upload_id = uuid.uuid4().hex
     key = storage.upload_key(upload_id, UPLOAD_NAME)
     post = s3.generate_presigned_post(
-        bucket, key, Conditions=[["content-length-range", 1, MAX_UPLOAD_ZIP_BYTES]],
+        bucket,
+        key,
+        Conditions=[["content-length-range", 1, MAX_UPLOAD_ZIP_BYTES]],
         ExpiresIn=PRESIGNED_UPLOAD_SECONDS,
     )
-    s3.put_object(Bucket=bucket, Key=storage.upload_key(upload_id, REQUEST_NAME),
-                  Body=json.dumps({"upload_id": upload_id, "created_at": utc_now()}).encode())
-    return {"upload_id": upload_id, "status": "awaiting_upload", "url": post["url"], "fields": post["fields"],
-            "expires_in": PRESIGNED_UPLOAD_SECONDS, "max_bytes": MAX_UPLOAD_ZIP_BYTES,
-            "layout": "a zip with one folder per class at its root: CLASS/NAME.jpg"}
+    s3.put_object(
+        Bucket=bucket,
+        Key=storage.upload_key(upload_id, REQUEST_NAME),
+        Body=json.dumps({"upload_id": upload_id, "created_at": utc_now()}).encode(),
+    )
+    return {
+        "upload_id": upload_id,
+        "status": "awaiting_upload",
+        "url": post["url"],
+        "fields": post["fields"],
+        "expires_in": PRESIGNED_UPLOAD_SECONDS,
+        "max_bytes": MAX_UPLOAD_ZIP_BYTES,
+        "layout": "a zip with one folder per class at its root: CLASS/NAME.jpg",
+    }
 
 
 def upload_status(s3, bucket: str, upload_id: str) -> dict:
@@ -153,8 +164,12 @@ def ingest_upload(s3, bucket: str, key: str) -> dict:
     except UploadRefusedError as error:
         report = {"status": "refused", "reason": str(error), "counts": {}}
     report = {"upload_id": upload_id, "finished_at": utc_now(), **report}
-    s3.put_object(Bucket=bucket, Key=storage.upload_key(upload_id, REPORT_NAME),
-                  Body=json.dumps(report).encode(), ContentType="application/json")
+    s3.put_object(
+        Bucket=bucket,
+        Key=storage.upload_key(upload_id, REPORT_NAME),
+        Body=json.dumps(report).encode(),
+        ContentType="application/json",
+    )
     return report
 
 
@@ -228,8 +243,11 @@ def summary(s3, bucket: str, base_counts: dict[str, int]) -> dict:
     """Images per label: the fixed base set beside the user data stored so far."""
     user = Counter(_label_of(key) for key in _user_keys(s3, bucket))
     labels = {label: {"base": int(base_counts.get(label, 0)), "user": user.get(label, 0)} for label in LABELS}
-    return {"labels": labels, "base_total": sum(v["base"] for v in labels.values()),
-            "user_total": sum(v["user"] for v in labels.values())}
+    return {
+        "labels": labels,
+        "base_total": sum(v["base"] for v in labels.values()),
+        "user_total": sum(v["user"] for v in labels.values()),
+    }
 
 
 def load_user_data(s3, bucket: str) -> Dataset:
@@ -259,4 +277,3 @@ def _label_of(key: str) -> str:
 
 def _ascii(text: str) -> str:
     return text.encode("ascii", "replace").decode()
-

@@ -16,21 +16,31 @@ DEFAULT_TEST_DATA = "../shared/data/cifar10-test.zip"
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m classifier", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m classifier", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     train = commands.add_parser("train", help="train or fine-tune; resumes from --checkpoints")
-    train.add_argument("--data", default=DEFAULT_TRAIN_DATA, help="zip of class folders, CIFAR-10 tarball or s3:// URI")
+    train.add_argument(
+        "--data", default=DEFAULT_TRAIN_DATA, help="zip of class folders, CIFAR-10 tarball or s3:// URI"
+    )
     train.add_argument("--out", required=True, help="folder for model.keras and training.json")
     train.add_argument("--checkpoints", help="checkpoint folder (default: OUT/checkpoints)")
     train.add_argument("--epochs", type=int, help="epochs (default: the recipe's)")
     train.add_argument("--budget-seconds", type=float, help="size the epochs to this time budget")
-    train.add_argument("--init", help="fine-tune from this .keras model instead of training from scratch; "
-                       "with narrower --widths, its most important channels (classifier.training.pruning)")
+    train.add_argument(
+        "--init",
+        help="fine-tune from this .keras model instead of training from scratch; "
+        "with narrower --widths, its most important channels (classifier.training.pruning)",
+    )
     train.add_argument("--teacher", help="distil from this .keras model: its probabilities join the targets")
-    train.add_argument("--distillation", type=float, default=0.7,
-                       help="weight of the teacher's probabilities in the targets (default 0.7, with --teacher)")
+    train.add_argument(
+        "--distillation",
+        type=float,
+        default=0.7,
+        help="weight of the teacher's probabilities in the targets (default 0.7, with --teacher)",
+    )
     train.add_argument("--limit", type=int, help="use a random N of the images (smoke tests)")
     train.add_argument("--policy", default="float32", help="Keras dtype policy, e.g. mixed_bfloat16 on a GPU")
     train.add_argument("--widths", help="comma-separated stem and block widths")
@@ -71,11 +81,18 @@ def _train(args) -> int:
     data = load_dataset(args.data, "train")  # nosec B615  # classifier.datasets, not Hugging Face
     if args.limit:
         data = data.sample(args.limit)
-    _log(f"loaded {len(data)} images from {args.data} in {time.perf_counter() - started:.1f}s "
-         f"({len(data.rejected)} rejected); backend {keras.backend.backend()}")
+    _log(
+        f"loaded {len(data)} images from {args.data} in {time.perf_counter() - started:.1f}s "
+        f"({len(data.rejected)} rejected); backend {keras.backend.backend()}"
+    )
     overrides = {"dtype_policy": args.policy}
-    for field, value in (("epochs", args.epochs), ("batch_size", args.batch_size), ("seed", args.seed),
-                         ("peak_learning_rate", args.peak_lr), ("cutout", args.cutout)):
+    for field, value in (
+        ("epochs", args.epochs),
+        ("batch_size", args.batch_size),
+        ("seed", args.seed),
+        ("peak_learning_rate", args.peak_lr),
+        ("cutout", args.cutout),
+    ):
         if value is not None:
             overrides[field] = value
     if args.widths:
@@ -92,13 +109,30 @@ def _train(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
 
     def progress(row: dict) -> None:
-        _log(f"epoch {row['epoch']}/{row['epochs']}  loss {row['loss']:.4f}  accuracy {row['accuracy']:.4f}  "
-             f"{row['seconds']:.1f}s  about {row['seconds_left']:.0f}s left")
+        _log(
+            f"epoch {row['epoch']}/{row['epochs']}  loss {row['loss']:.4f}  accuracy {row['accuracy']:.4f}  "
+            f"{row['seconds']:.1f}s  about {row['seconds_left']:.0f}s left"
+        )
 
-    result = train(data.images, data.labels, args.checkpoints or out / "checkpoints", hp,
-                   init_model=init, teacher=teacher, budget_seconds=args.budget_seconds, progress=progress)
-    save_run(result, out, data, source=str(args.data), parent=args.init,
-             command=" ".join(["python -m classifier", *sys.argv[1:]]), teacher=args.teacher)
+    result = train(
+        data.images,
+        data.labels,
+        args.checkpoints or out / "checkpoints",
+        hp,
+        init_model=init,
+        teacher=teacher,
+        budget_seconds=args.budget_seconds,
+        progress=progress,
+    )
+    save_run(
+        result,
+        out,
+        data,
+        source=str(args.data),
+        parent=args.init,
+        command=" ".join(["python -m classifier", *sys.argv[1:]]),
+        teacher=args.teacher,
+    )
     _log(f"saved {out / 'model.keras'} after {result.seconds:.0f}s of training")
     return 0
 
@@ -106,8 +140,14 @@ def _train(args) -> int:
 def _export(args) -> int:
     from classifier.training.export import export_model
 
-    card = export_model(args.model, args.out, test_data=args.test_data, quantization=args.quantization,
-                        version=args.version, parent=args.parent)
+    card = export_model(
+        args.model,
+        args.out,
+        test_data=args.test_data,
+        quantization=args.quantization,
+        version=args.version,
+        parent=args.parent,
+    )
     print(json.dumps({k: card[k] for k in ("version", "accuracy", "tflite_bytes", "sha256")}, indent=1))
     return 0
 

@@ -83,7 +83,8 @@ def calibrate(probabilities: np.ndarray, labels: np.ndarray) -> dict:
         "fitted_on": f"even-indexed half of the test set ({len(fit)} images)",
         "ece_held_out_before": expected_calibration_error(probabilities[held_out], labels[held_out]),
         "ece_held_out_after": expected_calibration_error(
-            apply_temperature(probabilities[held_out], temperature), labels[held_out]),
+            apply_temperature(probabilities[held_out], temperature), labels[held_out]
+        ),
     }
 
 
@@ -135,10 +136,14 @@ def export_model(
         "test_data": {"source": Path(str(test_data)).name, **test.manifest()},
         "training_data": training.get("data"),
         "hyper_parameters": training.get("hyper_parameters"),
-        "training": {key: training.get(key)
-                     for key in ("training_seconds", "device", "backend", "keras", "command", "parent", "teacher")}
-        | {"epochs": len(training.get("history", [])),
-           "final_train_accuracy": (training.get("history") or [{}])[-1].get("accuracy")},
+        "training": {
+            key: training.get(key)
+            for key in ("training_seconds", "device", "backend", "keras", "command", "parent", "teacher")
+        }
+        | {
+            "epochs": len(training.get("history", [])),
+            "final_train_accuracy": (training.get("history") or [{}])[-1].get("accuracy"),
+        },
         "parameters": int(model.count_params()),
         "quantization": quantization,
         "tflite_bytes": len(content),

@@ -28,7 +28,9 @@ BN_MOMENTUM = 0.6
 
 
 def make_model(
-    widths: tuple[int, ...] = DEFAULT_WIDTHS, dtype_policy: str | None = None, logit_scale: float = LOGIT_SCALE
+    widths: tuple[int, ...] = DEFAULT_WIDTHS,
+    dtype_policy: str | None = None,
+    logit_scale: float = LOGIT_SCALE,
 ) -> keras.Model:
     """Build the classifier. ``dtype_policy`` (e.g. ``"mixed_bfloat16"``) applies to every layer
     but the input cast and the softmax, which stay float32. ``logit_scale`` multiplies the logits

@@ -31,9 +31,13 @@ def prune_channels(model: keras.Model, widths: tuple[int, ...], images: np.ndarr
     channels; a few thousand are plenty.
     """
     convs = conv_layer_names(model)
-    original = tuple(model.get_layer(name).filters for name in convs if name == "stem_conv" or name.endswith("a_conv"))
+    original = tuple(
+        model.get_layer(name).filters for name in convs if name == "stem_conv" or name.endswith("a_conv")
+    )
     if len(widths) != len(original) or any(new > old for new, old in zip(widths, original)):
-        raise ValueError(f"Cannot prune widths {original} to {tuple(widths)}: each must be at most the original.")
+        raise ValueError(
+            f"Cannot prune widths {original} to {tuple(widths)}: each must be at most the original."
+        )
     pruned = make_model(tuple(widths))
     # the stem has widths[0] channels; block i's two convs have widths[i]
     targets = [widths[0]] + [w for w in widths[1:] for _ in range(2)]

@@ -280,8 +280,13 @@ def train(
         if init_model is not None:
             model.set_weights(init_model.get_weights())
         compile_model(model, hp, steps_per_epoch=math.ceil(len(images) / hp.batch_size))
-        state = {"hyper_parameters": hp.to_json(), "epochs_done": 0, "history": [], "seconds": 0.0,
-                 "checkpoint": None}
+        state = {
+            "hyper_parameters": hp.to_json(),
+            "epochs_done": 0,
+            "history": [],
+            "seconds": 0.0,
+            "checkpoint": None,
+        }
 
     soft = None
     if hp.distillation:
@@ -306,7 +311,10 @@ def train(
         seconds = time.perf_counter() - start
         epoch_seconds.append(seconds)
         row = dict(
-            epoch=epoch + 1, loss=float(logs["loss"][-1]), accuracy=float(logs["accuracy"][-1]), seconds=seconds
+            epoch=epoch + 1,
+            loss=float(logs["loss"][-1]),
+            accuracy=float(logs["accuracy"][-1]),
+            seconds=seconds,
         )
         state["history"].append(row)
         state["epochs_done"] = epoch + 1
@@ -345,7 +353,12 @@ def _save_checkpoint(model: keras.Model, state: dict, checkpoint_dir: Path) -> N
 
 
 def save_run(
-    result: TrainingResult, out: Path, data, source: str, parent: str | None, command: str = "",
+    result: TrainingResult,
+    out: Path,
+    data,
+    source: str,
+    parent: str | None,
+    command: str = "",
     teacher: str | None = None,
 ) -> Path:
     """Write ``model.keras`` and ``training.json`` (what export puts in the model card) to ``out``.
