@@ -83,7 +83,7 @@ export SAM_CLI_TELEMETRY ?= 0
 FUNCTION ?= PredictFunction
 EVENT ?= shared/events/predict-raw.json
 
-.PHONY: sam build validate invoke deploy
+.PHONY: sam build validate invoke deploy api-key
 
 ## sam: the SAM CLI (and cfn-lint) in .venv-sam
 sam: $(SAM_VENV)/.installed
@@ -114,6 +114,11 @@ validate: sam
 ## IMAGE=dog.jpg instead builds the API Gateway event for that file with infra/events.py
 invoke: setup
 	$(BIN)/python -m infra.invoke --function $(FUNCTION) $(if $(IMAGE),--image $(IMAGE),--event $(EVENT))
+
+## api-key: add a key of ROLE (client or operator) named NAME to the deployed STACK, and print it
+STACK ?= cifar10-serverless
+api-key: setup
+	$(BIN)/python -m infra.api_keys add --role $(ROLE) --name $(NAME) --stack $(STACK)
 
 ## deploy: build, then sam deploy with samconfig.toml's defaults (needs AWS credentials)
 deploy: build

@@ -1,6 +1,7 @@
 """The HTTP API side: what the predict, batch and predictions functions run.
 
 - :mod:`.resolver`: the Powertools REST resolver every API function uses, with the one error mapping;
+- :mod:`.callers`: who is calling (the API key id) and its role (client or operator);
 - :mod:`.bodies`: the predict routes' request bodies and parameters;
 - :mod:`.inference`: decoded images through the model, one call per request;
 - :mod:`.model_provider`: which model serves, hot-swapped from the registry without a redeploy;
@@ -12,4 +13,4 @@ pointer through :mod:`classifier.mlops.registry`; nothing in :mod:`classifier.ml
 Submodules are imported where used, so importing this package costs nothing.
 """
 
-__all__ = ["bodies", "inference", "model_provider", "predict", "records", "resolver"]
+__all__ = ["bodies", "callers", "inference", "model_provider", "predict", "records", "resolver"]
