@@ -175,7 +175,7 @@ def encode_cursor(key: Mapping[str, Any]) -> str:
 def decode_cursor(cursor: str) -> dict[str, str]:
     try:
         key = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except (binascii.Error, ValueError) as error:
+    except (binascii.Error, ValueError, RecursionError) as error:
         raise InvalidParameterError("The cursor is not one this API returned.") from error
     if (
         not isinstance(key, dict)

@@ -46,9 +46,11 @@ def to_dynamo(value: Any) -> Any:
 def from_dynamo(value: Any) -> Any:
     """``value`` as read from DynamoDB, with Decimals turned into plain JSON numbers (int or float)."""
     if isinstance(value, Decimal):
+        # Exponent 0 only: Decimal("2.6E+16") came from a float (str() of a float), so it reads back
+        # as that float, as to_json answered it, not as the int 26000000000000000.
         return (
             int(value)
-            if value == value.to_integral_value() and value.as_tuple().exponent >= 0
+            if value == value.to_integral_value() and value.as_tuple().exponent == 0
             else float(value)
         )
     if isinstance(value, Mapping):

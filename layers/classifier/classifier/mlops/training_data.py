@@ -14,8 +14,10 @@ import dataclasses
 import hashlib
 import io
 import json
+import lzma
 import uuid
 import zipfile
+import zlib
 from collections import Counter
 from pathlib import PurePosixPath
 from typing import Any, BinaryIO
@@ -54,6 +56,17 @@ UPLOAD_NAME = "upload.zip"
 REQUEST_NAME = "request.json"
 REPORT_NAME = "report.json"
 MAX_REPORTED_REJECTIONS = 1000  # entries listed by name in a report; all are counted
+# What zipfile raises for a damaged archive or entry (bad CRC or header, corrupt compressed data, an
+# unknown compression method, undecodable names), besides BadZipFile.
+_DAMAGED_ZIP_ERRORS = (
+    zipfile.BadZipFile,
+    zlib.error,
+    lzma.LZMAError,
+    EOFError,
+    NotImplementedError,
+    OSError,
+    ValueError,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -179,10 +192,11 @@ def ingest_zip(s3, bucket: str, archive: BinaryIO, size: int) -> dict:
         raise UploadRefusedError(f"The upload is over {MAX_UPLOAD_ZIP_BYTES:,} bytes.")
     try:
         handle = zipfile.ZipFile(archive)
-    except (zipfile.BadZipFile, OSError) as error:
+    except _DAMAGED_ZIP_ERRORS as error:
         raise UploadRefusedError("The upload is not a zip archive.") from error
     with handle:
-        entries = [info for info in handle.infolist() if not info.is_dir()]
+        # Not ZipInfo.is_dir(): it raises IndexError on an entry with an empty name.
+        entries = [info for info in handle.infolist() if not info.filename.endswith("/")]
         if len(entries) > MAX_ZIP_ENTRIES:
             raise UploadRefusedError(f"The zip has {len(entries):,} files; the limit is {MAX_ZIP_ENTRIES:,}.")
         declared = sum(info.file_size for info in entries)
@@ -212,8 +226,12 @@ def _ingest_entry(s3, bucket: str, handle: zipfile.ZipFile, info: zipfile.ZipInf
         except ValueError as error:
             reason = str(error)
     if reason is None:
-        with handle.open(info) as entry:
-            data = entry.read(MAX_IMAGE_BYTES + 1)  # never trust the declared size
+        try:
+            with handle.open(info) as entry:
+                data = entry.read(MAX_IMAGE_BYTES + 1)  # never trust the declared size
+        except _DAMAGED_ZIP_ERRORS as error:
+            reason = f"the entry is damaged: {error}"
+    if reason is None:
         if len(data) > MAX_IMAGE_BYTES:
             reason = f"over the {MAX_IMAGE_BYTES:,}-byte image limit"
         elif data.startswith(ARCHIVE_MAGIC):
@@ -226,7 +244,7 @@ def _ingest_entry(s3, bucket: str, handle: zipfile.ZipFile, info: zipfile.ZipInf
 def _entry_problem(info: zipfile.ZipInfo) -> str | None:
     name = info.filename
     path = PurePosixPath(name)
-    if name.startswith(("/", "\\")) or "\\" in name or ".." in path.parts or ":" in path.parts[0]:
+    if name.startswith(("/", "\\")) or "\\" in name or ".." in path.parts or ":" in (path.parts or ("",))[0]:
         return "unsafe path (absolute, drive letter, backslash or '..')"
     if info.flag_bits & 0x1:
         return "encrypted entries are not accepted"
@@ -276,4 +294,5 @@ def _label_of(key: str) -> str:
 
 
 def _ascii(text: str) -> str:
-    return text.encode("ascii", "replace").decode()
+    """``text`` as an S3 metadata (HTTP header) value: printable ASCII, no newline or other control."""
+    return "".join(c if c.isprintable() else "?" for c in text.encode("ascii", "replace").decode())
