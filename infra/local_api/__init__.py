@@ -29,16 +29,10 @@ from infra.local_api.lambda_runtime import (
     S3Notifications,
 )
 from infra.local_api.server import ApiServer
+from infra.moto_server import MOTO_CREDENTIALS
 from infra.template import Template
 
 logger = logging.getLogger("local_api")
-
-# What boto3 needs to talk to moto; a developer's own settings win.
-_MOTO_ENVIRONMENT = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SESSION_TOKEN": "testing",
-}
 
 
 class LocalApi:
@@ -116,7 +110,7 @@ class LocalApi:
             self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
             self._moto.start()
             host, port = self._moto.get_host_and_port()
-            self._setenv(_MOTO_ENVIRONMENT, override=False)
+            self._setenv(MOTO_CREDENTIALS, override=False)
             self._setenv({"AWS_ENDPOINT_URL": f"http://{host}:{port}"})
         self.storage_endpoint = os.environ["AWS_ENDPOINT_URL"]
         create_storage(self.template, self.region)
