@@ -40,6 +40,22 @@ def _single_and_multi(pairs: Pairs) -> tuple[dict[str, str] | None, dict[str, li
     return (single or None, multi or None)
 
 
+def scheduled_event(rule: str, region: str = "us-east-1", now: float | None = None) -> dict[str, Any]:
+    """The event EventBridge Scheduler sends a scheduled function (``shared/events/monitor-schedule.json``)."""
+    now = time.time() if now is None else now
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": "123456789012",
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)),
+        "region": region,
+        "resources": [f"arn:aws:events:{region}:123456789012:rule/{rule}"],
+        "detail": {},
+    }
+
+
 def api_event(
     *,
     route: Route,

@@ -467,6 +467,19 @@ class Template:
         return None
 
     @cached_property
+    def scheduled_functions(self) -> tuple[str, ...]:
+        """Functions with a ``Schedule`` event (EventBridge schedules; the local API runs them on an
+        interval of its own)."""
+        return tuple(
+            function_id
+            for function_id, resource in self._functions_resources().items()
+            if any(
+                event.get("Type") == "Schedule"
+                for event in (resource.get("Properties", {}).get("Events") or {}).values()
+            )
+        )
+
+    @cached_property
     def s3_triggers(self) -> tuple[S3Trigger, ...]:
         triggers = []
         for function_id, resource in self._functions_resources().items():

@@ -11,6 +11,7 @@ with gc_paused():  # the cold start's imports, without the collector: see classi
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
     from classifier.aws import TRACED_LIBRARIES, s3
+    from classifier.metrics import Metric
     from classifier.mlops import training_data
 
 logger = Logger()
@@ -40,7 +41,9 @@ def lambda_handler(event: dict, context: LambdaContext) -> list[dict]:
             "Upload ingested", extra={"key": key, "status": report["status"], "counts": report["counts"]}
         )
         metrics.add_metric(
-            name="UploadImagesAccepted", unit=MetricUnit.Count, value=report["counts"].get("accepted", 0)
+            name=Metric.UPLOAD_IMAGES_ACCEPTED,
+            unit=MetricUnit.Count,
+            value=report["counts"].get("accepted", 0),
         )
         reports.append(
             {"upload_id": report["upload_id"], "status": report["status"], "counts": report["counts"]}

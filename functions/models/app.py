@@ -9,6 +9,7 @@ with gc_paused():  # the cold start's imports, without the collector: see classi
     from aws_lambda_powertools import Logger, Metrics, Tracer
     from aws_lambda_powertools.event_handler import Response, content_types
     from aws_lambda_powertools.logging import correlation_paths
+    from aws_lambda_powertools.metrics import MetricUnit
     from aws_lambda_powertools.utilities.idempotency import (
         DynamoDBPersistenceLayer,
         IdempotencyConfig,
@@ -20,6 +21,7 @@ with gc_paused():  # the cold start's imports, without the collector: see classi
     from classifier.api import callers, resolver
     from classifier.aws import TRACED_LIBRARIES, client, s3, table
     from classifier.errors import ConflictError
+    from classifier.metrics import Metric
     from classifier.mlops import jobs, models
     from classifier.payloads import parse_json_object
     from classifier.settings import get_settings
@@ -58,6 +60,7 @@ def _start_job(request: dict) -> dict:
     settings = get_settings()
     job = jobs.start_job(table(settings.jobs_table), client("lambda"), settings.retrain_function, request)
     logger.info("Retraining job started", extra={"job_id": job["job_id"], "request": request})
+    metrics.add_metric(name=Metric.RETRAINING_JOBS_STARTED, unit=MetricUnit.Count, value=1)
     return job
 
 
@@ -97,6 +100,7 @@ def promote(version: str) -> dict:
     body = parse_json_object(resolver.body(app.current_event) if app.current_event.body else b"")
     result = models.promote(table(get_settings().models_table), version, force=body.get("force") is True)
     logger.info("Model promoted", extra={"version": version, "previous_version": result["previous_version"]})
+    metrics.add_metric(name=Metric.PROMOTIONS, unit=MetricUnit.Count, value=1)
     return result
 
 

@@ -8,8 +8,9 @@ with gc_paused():  # the cold start's imports, without the collector: see classi
     from aws_lambda_powertools.metrics import MetricUnit
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
-    from classifier.api import bodies, callers, model_provider, predict, resolver
+    from classifier.api import bodies, callers, model_provider, predict, resolver, telemetry
     from classifier.aws import TRACED_LIBRARIES, table
+    from classifier.metrics import Metric
     from classifier.settings import get_settings
 
 logger = Logger()
@@ -33,8 +34,11 @@ def predict_image() -> dict:
         table=table(get_settings().predictions_table),
         owner=callers.key_id_of(event),
     )
-    metrics.add_metric(name="Predictions", unit=MetricUnit.Count, value=1)
-    metrics.add_metric(name="RecordsNotStored", unit=MetricUnit.Count, value=0 if result["stored"] else 1)
+    metrics.add_metric(name=Metric.PREDICTIONS, unit=MetricUnit.Count, value=1)
+    metrics.add_metric(
+        name=Metric.RECORDS_NOT_STORED, unit=MetricUnit.Count, value=0 if result["stored"] else 1
+    )
+    telemetry.publish_predictions([result], result["model_version"], get_settings().low_confidence_threshold)
     return result
 
 

@@ -7,10 +7,12 @@ with gc_paused():  # the cold start's imports, without the collector: see classi
     import json
 
     from aws_lambda_powertools import Logger, Tracer
+    from aws_lambda_powertools.metrics import MetricUnit, single_metric
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
     from classifier import storage
     from classifier.aws import TRACED_LIBRARIES, client, s3, table
+    from classifier.metrics import Metric
     from classifier.mlops import retrain
     from classifier.settings import get_settings
 
@@ -36,7 +38,13 @@ def environment() -> retrain.Environment:
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     job_id = event["job_id"]
     deadline = retrain.remaining_deadline(context.get_remaining_time_in_millis())
-    status = retrain.run_job(job_id, environment(), deadline, log=logger.info)
+    try:
+        status = retrain.run_job(job_id, environment(), deadline, log=logger.info)
+    except Exception:
+        # run_job has already marked the job failed with its reason; the alarm counts it here
+        with single_metric(name=Metric.RETRAINING_JOBS_FAILED, unit=MetricUnit.Count, value=1):
+            pass
+        raise
     if status == retrain.CONTINUE:
         client("lambda").invoke(
             FunctionName=context.function_name,

@@ -14,6 +14,7 @@ with gc_paused():  # the cold start's imports, without the collector: see classi
     from classifier.aws import TRACED_LIBRARIES, s3
     from classifier.cards import baseline_card
     from classifier.mlops import bodies, training_data
+    from classifier.metrics import Metric
     from classifier.settings import get_settings
 
 logger = Logger()
@@ -35,7 +36,7 @@ def add_training_data() -> Response:
     counts = {
         status: sum(r.status == status for r in results) for status in ("accepted", "duplicate", "rejected")
     }
-    metrics.add_metric(name="TrainingImagesAccepted", unit=MetricUnit.Count, value=counts["accepted"])
+    metrics.add_metric(name=Metric.TRAINING_IMAGES_ACCEPTED, unit=MetricUnit.Count, value=counts["accepted"])
     return _json(200, {"label": request.label, "counts": counts, "results": [r.to_json() for r in results]})
 
 

@@ -27,6 +27,7 @@ from infra.local_api.lambda_runtime import (
     LambdaInvokeApi,
     LocalLambda,
     S3Notifications,
+    Schedules,
 )
 from infra.local_api.server import ApiServer
 from infra.moto_server import MOTO_CREDENTIALS
@@ -49,6 +50,7 @@ class LocalApi:
         parameters: dict[str, str] | None = None,
         integration_timeout_s: float = INTEGRATION_TIMEOUT_S,
         s3_poll_interval_s: float = 1.0,
+        schedule_interval_s: float = 0.0,
         bootstrap_data: str | Path | None = None,
         default_concurrency: int = DEFAULT_CONCURRENCY,
         queue_wait_s: float = QUEUE_WAIT_S,
@@ -71,6 +73,7 @@ class LocalApi:
         self.key_grants: dict[str, KeyGrant] = {}
         self.integration_timeout_s = integration_timeout_s
         self.s3_poll_interval_s = s3_poll_interval_s
+        self.schedule_interval_s = schedule_interval_s  # 0: scheduled functions run only when invoked
         self.bootstrap_data = Path(bootstrap_data) if bootstrap_data else None
         self.default_concurrency = default_concurrency
         self.queue_wait_s = queue_wait_s
@@ -138,6 +141,9 @@ class LocalApi:
         self.notifications = S3Notifications(self.runtime, self.s3_poll_interval_s)
         self.notifications.start()
         self._started.append(self.notifications.stop)
+        self.schedules = Schedules(self.runtime, self.schedule_interval_s)
+        self.schedules.start()
+        self._started.append(self.schedules.stop)
 
         gateway = Gateway(
             self.template, self.runtime, self.key_grants, integration_timeout_s=self.integration_timeout_s

@@ -54,6 +54,12 @@ def main(argv: list[str] | None = None) -> int:
         f"(default: {DEFAULT_CONCURRENCY})",
     )
     parser.add_argument(
+        "--schedule-interval",
+        type=float,
+        default=float(os.environ.get("SCHEDULE_INTERVAL") or 60),
+        help="seconds between runs of the scheduled functions (the monitor); 0 for never (default: 60)",
+    )
+    parser.add_argument(
         "--data",
         default=os.environ.get("CIFAR10_DATA") or "../shared/data",
         help="folder with cifar10-train.zip and cifar10-test.zip, uploaded as the base datasets for "
@@ -77,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         parameters=parameters,
         bootstrap_data=None if args.data == "none" else args.data,
         default_concurrency=args.concurrency,
+        schedule_interval_s=args.schedule_interval,
     )
     api.start()
     storage = "moto, in process" if api.uses_moto else api.storage_endpoint

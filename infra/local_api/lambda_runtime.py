@@ -326,6 +326,35 @@ class LambdaInvokeApi(ThreadingHTTPServer):
         return f"http://{host}:{port}"
 
 
+class Schedules:
+    """Scheduled functions (``Schedule`` events) invoked asynchronously every ``interval_s``, through
+    their pools: the template's own rate (an hour for the monitor) is too slow to see locally."""
+
+    def __init__(self, runtime: LocalLambda, interval_s: float):
+        self.runtime = runtime
+        self.interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if not self.runtime.template.scheduled_functions or self.interval_s <= 0:
+            return
+        self._thread = threading.Thread(target=self._loop, name="schedules", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            for function_id in self.runtime.template.scheduled_functions:
+                self.runtime.invoke_async(
+                    function_id, events.scheduled_event(function_id, self.runtime.region)
+                )
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+
 class S3Notifications:
     """Bucket notifications by polling: a new or changed object under a trigger's prefix (and
     suffix) invokes the trigger's function asynchronously (through its pool) with an S3 event."""

@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 
+from classifier.drift import DEFAULT_DRIFT_THRESHOLD, DEFAULT_LOW_CONFIDENCE, DEFAULT_MIN_WINDOW
+
 DEFAULT_MODEL_REFRESH_SECONDS = 60.0
 
 
@@ -25,6 +27,12 @@ class Settings:
     base_train_data: str = ""  # BASE_TRAIN_DATA: path or s3:// URI; default s3://<bucket>/datasets/base/...
     base_test_data: str = ""  # BASE_TEST_DATA: the fixed test set every candidate is evaluated on
     operator_usage_plan: str = ""  # OPERATOR_USAGE_PLAN: name of the usage plan whose keys are operators
+    drift_threshold: float = DEFAULT_DRIFT_THRESHOLD  # DRIFT_THRESHOLD: JS distance a window may reach
+    min_window_predictions: int = DEFAULT_MIN_WINDOW  # MIN_WINDOW_PREDICTIONS: fewer is "not enough data"
+    low_confidence_threshold: float = (
+        DEFAULT_LOW_CONFIDENCE  # LOW_CONFIDENCE_THRESHOLD: top-1 under it is low
+    )
+    monitor_window_hours: float = 1.0  # MONITOR_WINDOW_HOURS: the scheduled monitor's window
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> "Settings":
@@ -48,7 +56,24 @@ class Settings:
             base_train_data=environ.get("BASE_TRAIN_DATA", ""),
             base_test_data=environ.get("BASE_TEST_DATA", ""),
             operator_usage_plan=environ.get("OPERATOR_USAGE_PLAN", ""),
+            drift_threshold=_number(environ, "DRIFT_THRESHOLD", DEFAULT_DRIFT_THRESHOLD),
+            min_window_predictions=int(_number(environ, "MIN_WINDOW_PREDICTIONS", DEFAULT_MIN_WINDOW)),
+            low_confidence_threshold=_number(environ, "LOW_CONFIDENCE_THRESHOLD", DEFAULT_LOW_CONFIDENCE),
+            monitor_window_hours=_number(environ, "MONITOR_WINDOW_HOURS", 1.0),
         )
+
+
+def _number(environ: Mapping[str, str], name: str, default: float) -> float:
+    text = environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError as error:
+        raise ValueError(f"{name} must be a number, not {text!r}.") from error
+    if value < 0:
+        raise ValueError(f"{name} must be >= 0, not {value}.")
+    return value
 
 
 @cache

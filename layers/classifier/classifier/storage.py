@@ -6,6 +6,7 @@ datasets/base/<name>                                       the fixed base train 
 training-data/<label>/<sha256>.<ext>                       accepted user images, content addressed
 uploads/<upload_id>/<name>                                 presigned zip uploads and their reports
 checkpoints/<job_id>/<name>                                a retraining job's checkpoints
+monitoring/<window end>.json                               one drift report per monitoring window
 ```
 """
 
@@ -16,6 +17,7 @@ DATASETS_PREFIX = "datasets/base/"
 TRAINING_DATA_PREFIX = "training-data/"
 UPLOADS_PREFIX = "uploads/"
 CHECKPOINTS_PREFIX = "checkpoints/"
+MONITORING_PREFIX = "monitoring/"
 
 TFLITE_NAME = "model.tflite"
 KERAS_NAME = "model.keras"
@@ -54,6 +56,11 @@ def upload_key(upload_id: str, name: str) -> str:
 
 def checkpoint_key(job_id: str, name: str) -> str:
     return f"{CHECKPOINTS_PREFIX}{_segment(job_id, 'job id')}/{_segment(name, 'file name')}"
+
+
+def monitoring_key(window_end: str) -> str:
+    """One report per window, named by the window's end (a ``classifier.clock`` timestamp: they sort)."""
+    return f"{MONITORING_PREFIX}{_segment(window_end, 'window end')}.json"
 
 
 BASE_TRAIN_NAME = "cifar10-train.zip"

@@ -26,6 +26,7 @@ import numpy as np
 
 from classifier.clock import utc_now
 from classifier.datasets import load_dataset
+from classifier.drift import reference_figures
 from classifier.evaluation import (
     apply_temperature,
     expected_calibration_error,
@@ -129,6 +130,8 @@ def export_model(
         "labels": list(LABELS),
         "input": {"dtype": "uint8", "shape": [None, 32, 32, 3], "normalisation": "inside the model"},
         **metrics(lite_probabilities, test.labels),
+        # what it predicts on the base test set: the monitor's reference (classifier.drift)
+        "reference": reference_figures(lite_probabilities),
         "accuracy_flip_tta": metrics(flip_probabilities, test.labels)["accuracy"],
         "keras_accuracy": float((keras_probabilities.argmax(1) == test.labels).mean()),
         "keras_top1_agreement": float((keras_probabilities.argmax(1) == lite_probabilities.argmax(1)).mean()),
