@@ -13,7 +13,7 @@ TRAIN_DATA ?= $(CIFAR10_DATA)/cifar10-train.zip
 TEST_DATA ?= $(CIFAR10_DATA)/cifar10-test.zip
 MODEL ?= layers/classifier/classifier/baseline/model.tflite
 
-.PHONY: setup test lint train export evaluate bench serve clean
+.PHONY: setup test lint train export evaluate bench loadtest serve clean
 
 setup: $(VENV)/.installed
 
@@ -67,6 +67,16 @@ evaluate: setup
 
 bench: setup
 	$(BIN)/python -m bench $(FLAGS)
+
+## loadtest: locust, headless, against a local API it starts on loopback (the real template, the shipped
+## model), bounded by USERS, SECONDS and REQUESTS; a fresh client key every 5 predictions, so the
+## per-key buckets do not shape the figures. Prints requests/s, p50/p95/p99, errors by status, and
+## fails on any answer that is not its own request's (image_sha256), 5xx or unanswered request.
+USERS ?= 32
+SECONDS ?= 30
+REQUESTS ?= 5000
+loadtest: setup
+	$(BIN)/python -m bench.loadtest --users $(USERS) --seconds $(SECONDS) --requests $(REQUESTS) $(FLAGS)
 
 ## serve: the local API on http://127.0.0.1:$${PORT:-3000} (API keys, usage plans, moto S3 and DynamoDB)
 serve: setup
