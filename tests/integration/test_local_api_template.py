@@ -6,6 +6,8 @@ import base64
 import hashlib
 import io
 import json
+import os
+import signal
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -186,3 +188,46 @@ def test_the_events_it_builds_have_the_shape_of_the_shared_event_files(api):
             requests.request(route[0], api.url + reference["path"], headers={"x-api-key": KEY}, timeout=60)
             built = {(event["httpMethod"], event["resource"]): event for event in api.seen_events}
         assert _shape(built[route]) == _shape(reference), path.name
+
+
+def test_a_predict_worker_killed_during_its_record_write_leaves_no_partial_record(api, dog_jpeg, monkeypatch):
+    # given the predict function's worker held inside its record write (moto serves in this process)
+    from moto.dynamodb.models import DynamoDBBackend
+
+    held, release = threading.Event(), threading.Event()
+    real_put_item = DynamoDBBackend.put_item
+
+    def held_put_item(self, table_name, *args, **kwargs):
+        if not release.is_set() and "Predictions" in table_name:
+            held.set()
+            release.wait(timeout=20)
+        return real_put_item(self, table_name, *args, **kwargs)
+
+    monkeypatch.setattr(DynamoDBBackend, "put_item", held_put_item)
+    pool = api.runtime.pools["PredictFunction"]
+    before = {item["id"] for item in get(api, "/predictions?limit=100").json()["items"]}
+    answers: list = []
+    headers = {"Content-Type": "image/jpeg"}
+    thread = threading.Thread(
+        target=lambda: answers.append(post(api, "/predict", data=dog_jpeg, headers=headers))
+    )
+    thread.start()
+    assert held.wait(timeout=30)
+    # the held worker: the pool's only busy one (the pool has no public list of its idle ones)
+    (victim,) = set(pool.pids()) - {sandbox.pid for sandbox in pool._idle}
+
+    # when that worker is killed mid-request, then the caller gets a JSON 502
+    os.kill(victim, signal.SIGKILL)
+    thread.join(timeout=30)
+    release.set()
+    assert answers[0].status_code == 502 and answers[0].json()["error"]["code"] == "internal_error"
+
+    # and the next prediction is answered and stored by a new worker
+    after = assert_prediction(post(api, "/predict", data=dog_jpeg, headers=headers))
+    assert after["stored"] is True and victim not in pool.pids()
+
+    # and every record stored is whole: the killed request's write either landed in full or not at all
+    new = [item for item in get(api, "/predictions?limit=100").json()["items"] if item["id"] not in before]
+    assert after["id"] in {item["id"] for item in new} and len(new) <= 2
+    expected_fields = set(after) - {"top_k", "stored"}
+    assert all(set(item) == expected_fields for item in new), [sorted(item) for item in new]

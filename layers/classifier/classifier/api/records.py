@@ -36,6 +36,10 @@ LIST_INDEX = "ByCreatedAt"
 OWNER_INDEX = "ByOwner"
 WRITE_ATTEMPTS = 3
 RETRY_DELAY_S = 0.05  # doubled after each failed attempt
+# No new attempt once this long has passed since the first: failures that come fast (throttling, a
+# refused connection) get every attempt, timeouts are slow and get one, so that the whole write
+# (classifier.aws.clients bounds one attempt) ends well within the predict function's timeout.
+WRITE_BUDGET_S = 1.0
 # What a page's LastEvaluatedKey holds: the table's key and the index's.
 _CURSOR_KEYS = (frozenset({"id", "kind", "created_at"}), frozenset({"id", "owner", "created_at"}))
 _WRITE_ERRORS = (ClientError, BotoCoreError, UnprocessedItemsError)
@@ -100,6 +104,7 @@ def _write(table: Any, records: Sequence[PredictionRecord], *, batch: bool) -> l
             logger.exception(
                 "Prediction record refused", extra={"prediction_record": to_json(asdict(record))}
             )
+    started = time.monotonic()
     for attempt in range(1, WRITE_ATTEMPTS + 1):
         if not items:
             break
@@ -114,8 +119,9 @@ def _write(table: Any, records: Sequence[PredictionRecord], *, batch: bool) -> l
             logger.warning(
                 "Prediction record write failed (attempt %d of %d)", attempt, WRITE_ATTEMPTS, exc_info=True
             )
-            if attempt < WRITE_ATTEMPTS:
-                time.sleep(RETRY_DELAY_S * 2 ** (attempt - 1))
+            if attempt == WRITE_ATTEMPTS or time.monotonic() - started >= WRITE_BUDGET_S:
+                break
+            time.sleep(RETRY_DELAY_S * 2 ** (attempt - 1))
             continue
         for position, _ in items:
             stored[position] = True

@@ -32,7 +32,17 @@ SERVICES = ("apigateway", "dynamodb", "lambda", "s3", "xray")
 # every library X-Ray knows (http.client, sqlite3, requests, ...), importing them on a cold start.
 TRACED_LIBRARIES = ("botocore",)
 # Lambda answers within API Gateway's 29 s: fail fast, let the caller's retry policy decide.
+# botocore's max_attempts counts retries: 3 is 4 attempts in all.
 _CONFIG = Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 3})
+# DynamoDB answers in milliseconds, and a prediction's record write, retried by
+# classifier.api.records as well, must end within the predict function's 10 s so that the
+# prediction is still answered and its record logged: with the default above, a DynamoDB that stops
+# answering held one write for 4 x 5 s, and the function timed out with the record lost.
+_SERVICE_CONFIGS = {
+    "dynamodb": Config(
+        connect_timeout=1, read_timeout=2, retries={"mode": "standard", "total_max_attempts": 2}
+    ),
+}
 
 
 @cache
@@ -51,7 +61,7 @@ def client(service: str):
             "for it. Add it there."
         )
     if service not in _clients:
-        _clients[service] = session().create_client(service, config=_CONFIG)
+        _clients[service] = session().create_client(service, config=_SERVICE_CONFIGS.get(service, _CONFIG))
     return _clients[service]
 
 

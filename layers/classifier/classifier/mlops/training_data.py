@@ -101,18 +101,62 @@ def add_images(s3, bucket: str, label: str, items: list[tuple[str, bytes]]) -> l
     return [store_image(s3, bucket, label, name, data) for name, data in items]
 
 
-def store_image(s3, bucket: str, label: str, name: str, data: bytes) -> ItemResult:
-    """Validate one image and store it content-addressed; never overwrites."""
+def store_image(
+    s3, bucket: str, label: str, name: str, data: bytes, *, upload: "_UploadRun | None" = None
+) -> ItemResult:
+    """Validate one image and store it content-addressed; never overwrites. Within a zip upload,
+    ``upload`` tells the images this upload stored itself from duplicates."""
     try:
         decode_image(data)
     except InvalidImageError as error:
         return ItemResult(name, "rejected", label, reason=str(error))
     digest = hashlib.sha256(data).hexdigest()
     key = storage.training_data_key(label, digest, EXTENSIONS[Image.open(io.BytesIO(data)).format])
+    if upload is not None:
+        return upload.store(s3, bucket, ItemResult(name, "accepted", label, digest, key), data)
     if object_exists(s3, bucket, key):
         return ItemResult(name, "duplicate", label, digest, key)
     s3.put_object(Bucket=bucket, Key=key, Body=data, Metadata={"source-name": _ascii(name)[:256]})
     return ItemResult(name, "accepted", label, digest, key)
+
+
+class _UploadRun:
+    """One run of a zip upload's ingest. Each object it stores names the upload in its metadata, so
+    that a run after an interrupted one (Lambda retries a crash or a timeout) counts the images the
+    earlier run stored as accepted, not as duplicates, and its report is what one run would write."""
+
+    def __init__(self, upload_id: str):
+        self.upload_id = upload_id
+        self.seen: set[str] = set()  # keys of this zip's entries so far: a repeat is a duplicate
+
+    def store(self, s3, bucket: str, result: ItemResult, data: bytes) -> ItemResult:
+        key = result.key
+        first_in_zip = key not in self.seen
+        self.seen.add(key)
+        stored_by = self._stored_by(s3, bucket, key)
+        if stored_by is not None:
+            ours = first_in_zip and stored_by == self.upload_id
+            return result if ours else dataclasses.replace(result, status="duplicate")
+        if not first_in_zip:
+            return dataclasses.replace(result, status="duplicate")
+        s3.put_object(
+            Bucket=bucket,
+            Key=key,
+            Body=data,
+            Metadata={"source-name": _ascii(result.name)[:256], "upload-id": self.upload_id},
+        )
+        return result
+
+    @staticmethod
+    def _stored_by(s3, bucket: str, key: str) -> str | None:
+        """None if ``key`` is not stored, else the upload that stored it ("" for a direct upload)."""
+        try:
+            head = s3.head_object(Bucket=bucket, Key=key)
+        except ClientError as error:
+            if is_missing(error):
+                return None
+            raise
+        return head.get("Metadata", {}).get("upload-id", "")
 
 
 def create_upload(s3, bucket: str) -> dict:
@@ -173,7 +217,7 @@ def ingest_upload(s3, bucket: str, key: str) -> dict:
         raise UploadRefusedError(f"{key} is not an upload this service issued.")
     body = s3.get_object(Bucket=bucket, Key=key)["Body"].read(MAX_UPLOAD_ZIP_BYTES + 1)
     try:
-        report = ingest_zip(s3, bucket, io.BytesIO(body), len(body))
+        report = ingest_zip(s3, bucket, io.BytesIO(body), len(body), upload_id=upload_id)
     except UploadRefusedError as error:
         report = {"status": "refused", "reason": str(error), "counts": {}}
     report = {"upload_id": upload_id, "finished_at": utc_now(), **report}
@@ -186,8 +230,10 @@ def ingest_upload(s3, bucket: str, key: str) -> dict:
     return report
 
 
-def ingest_zip(s3, bucket: str, archive: BinaryIO, size: int) -> dict:
-    """Check a zip as a whole, then entry by entry; store the images that pass."""
+def ingest_zip(s3, bucket: str, archive: BinaryIO, size: int, *, upload_id: str | None = None) -> dict:
+    """Check a zip as a whole, then entry by entry; store the images that pass. With ``upload_id``,
+    a run that repeats an interrupted one reports what a single run would."""
+    upload = _UploadRun(upload_id) if upload_id else None
     if size > MAX_UPLOAD_ZIP_BYTES:
         raise UploadRefusedError(f"The upload is over {MAX_UPLOAD_ZIP_BYTES:,} bytes.")
     try:
@@ -204,7 +250,7 @@ def ingest_zip(s3, bucket: str, archive: BinaryIO, size: int) -> dict:
             raise UploadRefusedError(
                 f"The zip would unpack to {declared:,} bytes; the limit is {MAX_ZIP_UNCOMPRESSED_BYTES:,}."
             )
-        results = [_ingest_entry(s3, bucket, handle, info) for info in entries]
+        results = [_ingest_entry(s3, bucket, handle, info, upload) for info in entries]
     counts = Counter(result.status for result in results)
     accepted = Counter(result.label for result in results if result.status == "accepted")
     rejected = [result.to_json() for result in results if result.status == "rejected"]
@@ -217,7 +263,9 @@ def ingest_zip(s3, bucket: str, archive: BinaryIO, size: int) -> dict:
     }
 
 
-def _ingest_entry(s3, bucket: str, handle: zipfile.ZipFile, info: zipfile.ZipInfo) -> ItemResult:
+def _ingest_entry(
+    s3, bucket: str, handle: zipfile.ZipFile, info: zipfile.ZipInfo, upload: _UploadRun | None
+) -> ItemResult:
     name = info.filename
     reason = _entry_problem(info)
     if reason is None:
@@ -238,7 +286,7 @@ def _ingest_entry(s3, bucket: str, handle: zipfile.ZipFile, info: zipfile.ZipInf
             reason = "nested archives are not accepted"
     if reason is not None:
         return ItemResult(name, "rejected", reason=reason)
-    return store_image(s3, bucket, label, name, data)
+    return store_image(s3, bucket, label, name, data, upload=upload)
 
 
 def _entry_problem(info: zipfile.ZipInfo) -> str | None:
