@@ -21,13 +21,19 @@ CLIENT = "monitor-client-key"
 @pytest.fixture(scope="module")
 def api(start_local_api, monkeypatch_module):
     monkeypatch_module.setenv("PYTHONPATH", f"{REPO / 'layers' / 'classifier'}:{REPO}")  # worker processes
-    return start_local_api(
+    api = start_local_api(
         REPO / "template.yaml",
         api_key=CLIENT,
         operator_api_key=OPERATORS[0],
         extra_operator_api_keys=tuple(OPERATORS[1:]),
-        schedule_interval_s=1.0,
+        schedule_interval_s=5.0,
     )
+    # moto's backends are one per process, shared by every module's server: start from no records
+    table = boto3.resource("dynamodb").Table(api.template.physical_name("PredictionsTable"))
+    with table.batch_writer() as batch:
+        for item in table.scan(ProjectionExpression="id")["Items"]:
+            batch.delete_item(Key={"id": item["id"]})
+    return api
 
 
 @pytest.fixture(scope="module")
@@ -67,10 +73,16 @@ def monitoring(api, key=OPERATORS[0], **params):
     return requests.get(f"{api.url}/monitoring", params=params, headers={"x-api-key": key}, timeout=30)
 
 
+def figures(api, **params) -> dict:
+    answer = monitoring(api, **params)
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
 def test_test_set_traffic_does_not_drift_and_one_class_does(api, test_zip):
     # given too few predictions for a verdict, the monitor says so instead of guessing
     predict_all(api, images(test_zip, LABELS, 0, 2), OPERATORS[:1])
-    early = monitoring(api, hours=1).json()
+    early = figures(api, hours=1)
     assert (
         early["predictions"] == 20
         and early["drift"]["enough_data"] is False
@@ -79,7 +91,7 @@ def test_test_set_traffic_does_not_drift_and_one_class_does(api, test_zip):
 
     # when 500 more images of the base test set are classified (50 a class)
     predict_all(api, images(test_zip, LABELS, 2, 52), OPERATORS[1:5])
-    calm = monitoring(api, hours=1).json()
+    calm = figures(api, hours=1)
 
     # then the window has enough predictions, and its class mix is the reference's: no drift
     assert calm["predictions"] == 520 and calm["drift"]["enough_data"] is True
@@ -93,7 +105,7 @@ def test_test_set_traffic_does_not_drift_and_one_class_does(api, test_zip):
 
     # when a run of dogs alone follows, the same window drifts
     predict_all(api, images(test_zip, ["dog"], 0, 500), OPERATORS[5:])
-    drifted = monitoring(api, hours=1).json()
+    drifted = figures(api, hours=1)
     assert drifted["predictions"] == 1020 and drifted["class_distribution"]["dog"] > 0.4
     assert drifted["drift"]["value"] > 0.1 and drifted["drift"]["drifting"] is True
 

@@ -33,6 +33,7 @@ class Settings:
         DEFAULT_LOW_CONFIDENCE  # LOW_CONFIDENCE_THRESHOLD: top-1 under it is low
     )
     monitor_window_hours: float = 1.0  # MONITOR_WINDOW_HOURS: the scheduled monitor's window
+    dynamodb_read_timeout_seconds: float = 2.0  # DYNAMODB_READ_TIMEOUT_SECONDS (classifier.aws.clients)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> "Settings":
@@ -60,6 +61,7 @@ class Settings:
             min_window_predictions=int(_number(environ, "MIN_WINDOW_PREDICTIONS", DEFAULT_MIN_WINDOW)),
             low_confidence_threshold=_number(environ, "LOW_CONFIDENCE_THRESHOLD", DEFAULT_LOW_CONFIDENCE),
             monitor_window_hours=_number(environ, "MONITOR_WINDOW_HOURS", 1.0),
+            dynamodb_read_timeout_seconds=_number(environ, "DYNAMODB_READ_TIMEOUT_SECONDS", 2.0),
         )
 
 
