@@ -25,6 +25,8 @@ class Settings:
     base_train_data: str = ""  # BASE_TRAIN_DATA: path or s3:// URI; default s3://<bucket>/datasets/base/...
     base_test_data: str = ""  # BASE_TEST_DATA: the fixed test set every candidate is evaluated on
     operator_usage_plan: str = ""  # OPERATOR_USAGE_PLAN: name of the usage plan whose keys are operators
+    # KEEP_MODEL_INPUTS: keep each prediction's 32x32 model input (a PNG) in its record; "true" or "false"
+    keep_model_inputs: bool = True
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> "Settings":
@@ -37,6 +39,9 @@ class Settings:
             ) from error
         if model_refresh_seconds < 0:
             raise ValueError(f"MODEL_REFRESH_SECONDS must be >= 0, not {model_refresh_seconds}.")
+        keep = environ.get("KEEP_MODEL_INPUTS", "").strip().lower()
+        if keep not in ("", "true", "false"):
+            raise ValueError(f"KEEP_MODEL_INPUTS must be 'true' or 'false', not {keep!r}.")
         return cls(
             predictions_table=environ.get("PREDICTIONS_TABLE", ""),
             models_table=environ.get("MODELS_TABLE", ""),
@@ -48,6 +53,7 @@ class Settings:
             base_train_data=environ.get("BASE_TRAIN_DATA", ""),
             base_test_data=environ.get("BASE_TEST_DATA", ""),
             operator_usage_plan=environ.get("OPERATOR_USAGE_PLAN", ""),
+            keep_model_inputs=keep != "false",
         )
 
 
