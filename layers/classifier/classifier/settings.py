@@ -34,6 +34,8 @@ class Settings:
     )
     monitor_window_hours: float = 1.0  # MONITOR_WINDOW_HOURS: the scheduled monitor's window
     dynamodb_read_timeout_seconds: float = 2.0  # DYNAMODB_READ_TIMEOUT_SECONDS (classifier.aws.clients)
+    # KEEP_MODEL_INPUTS: keep each prediction's 32x32 model input (a PNG) in its record; "true" or "false"
+    keep_model_inputs: bool = True
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> "Settings":
@@ -46,6 +48,9 @@ class Settings:
             ) from error
         if model_refresh_seconds < 0:
             raise ValueError(f"MODEL_REFRESH_SECONDS must be >= 0, not {model_refresh_seconds}.")
+        keep = environ.get("KEEP_MODEL_INPUTS", "").strip().lower()
+        if keep not in ("", "true", "false"):
+            raise ValueError(f"KEEP_MODEL_INPUTS must be 'true' or 'false', not {keep!r}.")
         return cls(
             predictions_table=environ.get("PREDICTIONS_TABLE", ""),
             models_table=environ.get("MODELS_TABLE", ""),
@@ -62,6 +67,7 @@ class Settings:
             low_confidence_threshold=_number(environ, "LOW_CONFIDENCE_THRESHOLD", DEFAULT_LOW_CONFIDENCE),
             monitor_window_hours=_number(environ, "MONITOR_WINDOW_HOURS", 1.0),
             dynamodb_read_timeout_seconds=_number(environ, "DYNAMODB_READ_TIMEOUT_SECONDS", 2.0),
+            keep_model_inputs=keep != "false",
         )
 
 
