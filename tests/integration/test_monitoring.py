@@ -52,8 +52,10 @@ def images(test_zip, classes, first, last) -> list[tuple[str, bytes]]:
         ]
 
 
-def predict_all(api, named: list[tuple[str, bytes]], keys) -> None:
-    """Every image through POST /predict/batch, 64 a request, spreading the requests over ``keys``."""
+def predict_all(api, named: list[tuple[str, bytes]], keys) -> list[dict]:
+    """Every image through POST /predict/batch, 64 a request, spreading the requests over ``keys``;
+    the answers' entries."""
+    entries = []
     for number, start in enumerate(range(0, len(named), 64)):
         chunk = [
             {"name": name, "image": base64.b64encode(data).decode()}
@@ -67,6 +69,8 @@ def predict_all(api, named: list[tuple[str, bytes]], keys) -> None:
         )
         assert answer.status_code == 200, answer.text
         assert answer.json()["succeeded"] == len(chunk)
+        entries += answer.json()["results"]
+    return entries
 
 
 def monitoring(api, key=OPERATORS[0], **params):
@@ -108,6 +112,27 @@ def test_test_set_traffic_does_not_drift_and_one_class_does(api, test_zip):
     drifted = figures(api, hours=1)
     assert drifted["predictions"] == 1020 and drifted["class_distribution"]["dog"] > 0.4
     assert drifted["drift"]["value"] > 0.1 and drifted["drift"]["drifting"] is True
+
+
+def test_feedback_on_ten_predictions_three_wrong_is_an_accuracy_of_70_percent(api, test_zip):
+    # given ten predictions
+    made = predict_all(api, images(test_zip, ["cat"], 60, 70), OPERATORS[:1])
+    # when seven are confirmed and three corrected to another class
+    for number, entry in enumerate(made):
+        if number < 7:
+            body = {"correct": True}
+        else:
+            body = {"label": next(label for label in LABELS if label != entry["label"])}
+        answer = requests.post(
+            f"{api.url}/predictions/{entry['id']}/feedback",
+            json=body,
+            headers={"x-api-key": OPERATORS[number % 3]},
+            timeout=30,
+        )
+        assert answer.status_code == 200, answer.text
+
+    # then the window's feedback accuracy is 70% over 10
+    assert figures(api, hours=1)["feedback"] == {"count": 10, "accuracy": 0.7}
 
 
 def test_the_scheduled_monitor_writes_its_report_to_s3(api):
