@@ -152,3 +152,27 @@ def test_every_file_the_page_names_is_served():
     for path in static_files(".js"):
         named |= set(re.findall(r'from "\./([^"]+)"', path.read_text(encoding="utf-8")))
     assert named and named <= set(app.FILES)
+
+
+def test_make_browser_says_why_when_no_browser_can_be_had(monkeypatch, tmp_path):
+    from infra import browser
+
+    monkeypatch.setattr(browser, "existing", lambda: None)
+    monkeypatch.setattr(browser, "run", lambda command, timeout: False)  # no CDN
+    monkeypatch.setattr(browser.shutil, "which", lambda name: None)  # no apt
+    monkeypatch.setattr(browser, "PATH_FILE", tmp_path / "browser-path")
+
+    assert browser.main() == 1
+    assert not (tmp_path / "browser-path").exists()
+    found, reason = browser.install()
+    assert found is None and "playwright install chromium" in reason and "apt-get is not available" in reason
+
+
+def test_make_browser_writes_the_path_it_found(monkeypatch, tmp_path):
+    from infra import browser
+
+    monkeypatch.setattr(browser, "existing", lambda: "/usr/bin/chromium")
+    monkeypatch.setattr(browser, "PATH_FILE", tmp_path / "browser-path")
+
+    assert browser.main() == 0
+    assert (tmp_path / "browser-path").read_text() == "/usr/bin/chromium\n"
