@@ -6,6 +6,7 @@ functions' own botocore client sees them exactly as it would see AWS answering w
 botocore's standard-mode retries run, then the package's own. Only botocore's backoff sleep is
 zeroed, to keep the tests quick; what is counted are the attempts, not the time."""
 
+import base64
 import hashlib
 import io
 import json
@@ -15,6 +16,7 @@ import time
 import zipfile
 
 import pytest
+from PIL import Image
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import EndpointConnectionError, ReadTimeoutError
 from botocore.retries import standard
@@ -118,10 +120,16 @@ def function_log(handler, monkeypatch) -> io.StringIO:
 
 
 def logged_records(log: io.StringIO) -> list[dict]:
-    """The records logged for recovery, without their None fields (the answer and the item omit them)."""
+    """The records logged for recovery, without their None fields (the answer and the item omit them)
+    and without the kept model input (in the record and its log line, never in the answer: checked
+    apart, by ``test_a_logged_record_keeps_its_model_input``)."""
     lines = [json.loads(line) for line in log.getvalue().splitlines() if line.startswith("{")]
     return [
-        {key: value for key, value in line["prediction_record"].items() if value is not None}
+        {
+            key: value
+            for key, value in line["prediction_record"].items()
+            if value is not None and key != "input_png"
+        }
         for line in lines
         if "prediction_record" in line
     ]
@@ -141,7 +149,9 @@ def emitted_metric(capsys, name: str) -> float:
 
 
 def stored_items(aws) -> list[dict]:
-    return [records.from_item(item) for item in aws.predictions.scan()["Items"]]
+    """The stored records, without the kept model input (never part of an answer)."""
+    items = [records.from_item(item) for item in aws.predictions.scan()["Items"]]
+    return [{key: value for key, value in item.items() if key != "input_png"} for item in items]
 
 
 def answered_record(body: dict) -> dict:
@@ -173,6 +183,17 @@ def test_a_record_write_that_keeps_failing_is_answered_logged_and_counted(
     # and the RecordsNotStored metric counts the request
     assert emitted_metric(capsys, "RecordsNotStored") == 1
     assert stored_items(aws) == []
+
+
+def test_a_logged_record_keeps_its_model_input(aws, load_event, lambda_context, monkeypatch):
+    # given DynamoDB refusing every write
+    Fault(aws_clients.client("dynamodb"), "PutItem", WRITE_FAULTS["throttled"]())
+    log = function_log(predict, monkeypatch)
+    # when a client predicts, then the record logged for recovery holds the 32x32 input as a PNG
+    call(predict, load_event("predict-raw"), lambda_context)
+    lines = [json.loads(line) for line in log.getvalue().splitlines() if '"prediction_record"' in line]
+    png = base64.b64decode(lines[-1]["prediction_record"]["input_png"])
+    assert png.startswith(b"\x89PNG") and Image.open(io.BytesIO(png)).size == (32, 32)
 
 
 @pytest.mark.parametrize("fault", sorted(WRITE_FAULTS))

@@ -27,10 +27,8 @@ from typing import Any
 import numpy as np
 
 from classifier.labels import LABELS, NUM_CLASSES
+from classifier.settings import DEFAULT_DRIFT_THRESHOLD, DEFAULT_LOW_CONFIDENCE, DEFAULT_MIN_WINDOW
 
-DEFAULT_DRIFT_THRESHOLD = 0.1
-DEFAULT_MIN_WINDOW = 500
-DEFAULT_LOW_CONFIDENCE = 0.5  # a prediction under this top-1 probability counts as low-confidence
 HISTOGRAM_BINS = 20  # confidence histogram of the reference: bins of 0.05 over [0, 1]
 METRIC = "jensen_shannon_distance"
 

@@ -10,9 +10,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 
-from classifier.drift import DEFAULT_DRIFT_THRESHOLD, DEFAULT_LOW_CONFIDENCE, DEFAULT_MIN_WINDOW
 
 DEFAULT_MODEL_REFRESH_SECONDS = 60.0
+# The monitor's defaults (classifier.drift says why these figures); stdlib only here: the layer's
+# build imports classifier.aws, and with it this module, without numpy.
+DEFAULT_DRIFT_THRESHOLD = 0.1
+DEFAULT_MIN_WINDOW = 500
+DEFAULT_LOW_CONFIDENCE = 0.5
 
 
 @dataclass(frozen=True)
