@@ -116,7 +116,13 @@ def test_every_function_that_checks_a_role_may_ask_which_usage_plans_a_key_is_in
         for function_id, function in TEMPLATE.functions.items()
         if "callers.caller_of" in (function.code_dir / "app.py").read_text()
     }
-    assert checking == {"PredictionsFunction", "TrainingDataFunction", "ModelsFunction", "MonitorFunction"}
+    assert checking == {
+        "PredictionsFunction",
+        "TrainingDataFunction",
+        "ModelsFunction",
+        "MonitorFunction",
+        "BatchJobsFunction",
+    }
     for function_id in checking:
         statements = [
             statement

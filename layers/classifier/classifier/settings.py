@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from functools import cache
 
 from classifier.drift import DEFAULT_DRIFT_THRESHOLD, DEFAULT_LOW_CONFIDENCE, DEFAULT_MIN_WINDOW
+from classifier.limits import DEFAULT_JOB_CHUNK_IMAGES
 
 DEFAULT_MODEL_REFRESH_SECONDS = 60.0
 
@@ -33,6 +34,10 @@ class Settings:
         DEFAULT_LOW_CONFIDENCE  # LOW_CONFIDENCE_THRESHOLD: top-1 under it is low
     )
     monitor_window_hours: float = 1.0  # MONITOR_WINDOW_HOURS: the scheduled monitor's window
+    batch_jobs_table: str = ""  # BATCH_JOBS_TABLE: batch jobs (POST /predict/jobs)
+    batch_job_queue_url: str = ""  # BATCH_JOB_QUEUE_URL: the queue of a job's chunks
+    batch_job_split_function: str = ""  # BATCH_JOB_SPLIT_FUNCTION: invoked for a job from an S3 prefix
+    batch_job_chunk_images: int = DEFAULT_JOB_CHUNK_IMAGES  # BATCH_JOB_CHUNK_IMAGES: entries per chunk
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> "Settings":
@@ -60,6 +65,12 @@ class Settings:
             min_window_predictions=int(_number(environ, "MIN_WINDOW_PREDICTIONS", DEFAULT_MIN_WINDOW)),
             low_confidence_threshold=_number(environ, "LOW_CONFIDENCE_THRESHOLD", DEFAULT_LOW_CONFIDENCE),
             monitor_window_hours=_number(environ, "MONITOR_WINDOW_HOURS", 1.0),
+            batch_jobs_table=environ.get("BATCH_JOBS_TABLE", ""),
+            batch_job_queue_url=environ.get("BATCH_JOB_QUEUE_URL", ""),
+            batch_job_split_function=environ.get("BATCH_JOB_SPLIT_FUNCTION", ""),
+            batch_job_chunk_images=max(
+                1, int(_number(environ, "BATCH_JOB_CHUNK_IMAGES", DEFAULT_JOB_CHUNK_IMAGES))
+            ),
         )
 
 
