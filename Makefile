@@ -13,7 +13,7 @@ TRAIN_DATA ?= $(CIFAR10_DATA)/cifar10-train.zip
 TEST_DATA ?= $(CIFAR10_DATA)/cifar10-test.zip
 MODEL ?= layers/classifier/classifier/baseline/model.tflite
 
-.PHONY: setup test lint train export evaluate bench loadtest serve clean
+.PHONY: setup test lint screenshots train export evaluate bench loadtest serve clean
 
 setup: $(VENV)/.installed
 
@@ -23,8 +23,20 @@ $(VENV)/.installed: requirements/dev.txt requirements/train.txt layers/classifie
 	$(BIN)/pip install --quiet -r requirements/dev.txt
 	touch $@
 
-test: setup lint
-	$(BIN)/pytest $(PYTEST_ARGS)
+test: setup lint browser
+	CONSOLE_BROWSER="$${CONSOLE_BROWSER:-$$(cat build/browser-path 2>/dev/null)}" $(BIN)/pytest $(PYTEST_ARGS)
+
+## browser: a Chromium for the console's browser tests (Playwright's download, else apt-get as root);
+## `make browser` says what it did and fails with the reason when neither works
+.PHONY: browser
+browser: setup
+	@$(BIN)/python -m infra.browser
+
+## screenshots: the console's browser tests, then the README's screenshots into docs/screenshots
+screenshots: setup browser
+	CONSOLE_BROWSER="$${CONSOLE_BROWSER:-$$(cat build/browser-path 2>/dev/null)}" $(BIN)/pytest tests/integration/test_console.py -q
+	cp build/screenshots/classify-phone.png build/screenshots/classify-desktop.png \
+	   build/screenshots/retrain-phone.png build/screenshots/retrain-desktop.png docs/screenshots/
 
 # --- Static checks, run first by `make test`; silent when clean.
 #   ruff:    lint and format check of the whole code base ([tool.ruff] in pyproject.toml);

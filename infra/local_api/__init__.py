@@ -14,6 +14,7 @@ functions' environment variables and module state live in their workers, never i
 import logging
 import os
 import threading
+import urllib.request
 from pathlib import Path
 
 import boto3
@@ -206,6 +207,11 @@ class LocalApi:
         while self._started:
             self._started.pop()()
         if self._moto is not None:
+            # moto's backends are global to the process: without a reset, the next LocalApi started
+            # in this process (the next test module) would see this one's objects and items
+            reset = urllib.request.Request(f"{self.storage_endpoint}/moto-api/reset", method="POST")
+            with urllib.request.urlopen(reset, timeout=10):  # nosec B310  # our own loopback server
+                pass
             self._moto.stop()
             self._moto = None
         for key, value in self._saved_environment.items():

@@ -21,13 +21,19 @@ CLIENT = "monitor-client-key"
 @pytest.fixture(scope="module")
 def api(start_local_api, monkeypatch_module):
     monkeypatch_module.setenv("PYTHONPATH", f"{REPO / 'layers' / 'classifier'}:{REPO}")  # worker processes
-    return start_local_api(
+    api = start_local_api(
         REPO / "template.yaml",
         api_key=CLIENT,
         operator_api_key=OPERATORS[0],
         extra_operator_api_keys=tuple(OPERATORS[1:]),
-        schedule_interval_s=1.0,
+        schedule_interval_s=5.0,
     )
+    # moto's backends are one per process, shared by every module's server: start from no records
+    table = boto3.resource("dynamodb").Table(api.template.physical_name("PredictionsTable"))
+    with table.batch_writer() as batch:
+        for item in table.scan(ProjectionExpression="id")["Items"]:
+            batch.delete_item(Key={"id": item["id"]})
+    return api
 
 
 @pytest.fixture(scope="module")
@@ -46,8 +52,10 @@ def images(test_zip, classes, first, last) -> list[tuple[str, bytes]]:
         ]
 
 
-def predict_all(api, named: list[tuple[str, bytes]], keys) -> None:
-    """Every image through POST /predict/batch, 64 a request, spreading the requests over ``keys``."""
+def predict_all(api, named: list[tuple[str, bytes]], keys) -> list[dict]:
+    """Every image through POST /predict/batch, 64 a request, spreading the requests over ``keys``;
+    the answers' entries."""
+    entries = []
     for number, start in enumerate(range(0, len(named), 64)):
         chunk = [
             {"name": name, "image": base64.b64encode(data).decode()}
@@ -61,16 +69,24 @@ def predict_all(api, named: list[tuple[str, bytes]], keys) -> None:
         )
         assert answer.status_code == 200, answer.text
         assert answer.json()["succeeded"] == len(chunk)
+        entries += answer.json()["results"]
+    return entries
 
 
 def monitoring(api, key=OPERATORS[0], **params):
     return requests.get(f"{api.url}/monitoring", params=params, headers={"x-api-key": key}, timeout=30)
 
 
+def figures(api, **params) -> dict:
+    answer = monitoring(api, **params)
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
 def test_test_set_traffic_does_not_drift_and_one_class_does(api, test_zip):
     # given too few predictions for a verdict, the monitor says so instead of guessing
     predict_all(api, images(test_zip, LABELS, 0, 2), OPERATORS[:1])
-    early = monitoring(api, hours=1).json()
+    early = figures(api, hours=1)
     assert (
         early["predictions"] == 20
         and early["drift"]["enough_data"] is False
@@ -79,7 +95,7 @@ def test_test_set_traffic_does_not_drift_and_one_class_does(api, test_zip):
 
     # when 500 more images of the base test set are classified (50 a class)
     predict_all(api, images(test_zip, LABELS, 2, 52), OPERATORS[1:5])
-    calm = monitoring(api, hours=1).json()
+    calm = figures(api, hours=1)
 
     # then the window has enough predictions, and its class mix is the reference's: no drift
     assert calm["predictions"] == 520 and calm["drift"]["enough_data"] is True
@@ -93,9 +109,30 @@ def test_test_set_traffic_does_not_drift_and_one_class_does(api, test_zip):
 
     # when a run of dogs alone follows, the same window drifts
     predict_all(api, images(test_zip, ["dog"], 0, 500), OPERATORS[5:])
-    drifted = monitoring(api, hours=1).json()
+    drifted = figures(api, hours=1)
     assert drifted["predictions"] == 1020 and drifted["class_distribution"]["dog"] > 0.4
     assert drifted["drift"]["value"] > 0.1 and drifted["drift"]["drifting"] is True
+
+
+def test_feedback_on_ten_predictions_three_wrong_is_an_accuracy_of_70_percent(api, test_zip):
+    # given ten predictions
+    made = predict_all(api, images(test_zip, ["cat"], 60, 70), OPERATORS[:1])
+    # when seven are confirmed and three corrected to another class
+    for number, entry in enumerate(made):
+        if number < 7:
+            body = {"correct": True}
+        else:
+            body = {"label": next(label for label in LABELS if label != entry["label"])}
+        answer = requests.post(
+            f"{api.url}/predictions/{entry['id']}/feedback",
+            json=body,
+            headers={"x-api-key": OPERATORS[number % 3]},
+            timeout=30,
+        )
+        assert answer.status_code == 200, answer.text
+
+    # then the window's feedback accuracy is 70% over 10
+    assert figures(api, hours=1)["feedback"] == {"count": 10, "accuracy": 0.7}
 
 
 def test_the_scheduled_monitor_writes_its_report_to_s3(api):

@@ -214,11 +214,25 @@ def test_clients_see_only_their_own_jobs_and_only_operators_name_a_source(jobs, 
     assert api_call("GET", "/predict/jobs/{job_id}", "ops", job_id=mine["job_id"])[0] == 200
     status, page = api_call("GET", "/predict/jobs", "alice")
     assert status == 200 and [item["job_id"] for item in page["items"]] == [mine["job_id"]]
+    _, later = api_call("POST", "/predict/jobs", "alice", {"name": "a2"})
+    first = _listing(jobs, "alice", "limit=1")
+    second = _listing(jobs, "alice", f"limit=1&cursor={first['next_cursor']}")
+    assert [i["job_id"] for i in first["items"] + second["items"]] == [later["job_id"], mine["job_id"]]
+    assert _listing(jobs, "bob", f"cursor={first['next_cursor']}")["error"]["code"] == "invalid_parameter"
     source = {"source": f"s3://{jobs.bucket}/images/"}
     assert api_call("POST", "/predict/jobs", "alice", source)[1]["error"]["code"] == "forbidden"
     assert api_call("POST", "/predict/jobs", "ops", {"source": "s3://another-bucket/x/"})[0] == 400
     assert api_call("POST", "/predict/jobs", "alice", {"top_k": 11})[0] == 400
     assert api_call("POST", "/predict/jobs", "alice", {"colour": "red"})[0] == 400
+
+
+def _listing(jobs, key_id: str, query: str) -> dict:
+    from functions.jobs import app
+
+    route = next(r for r in TEMPLATE.routes if r.method == "GET" and r.path == "/predict/jobs")
+    pairs = [tuple(part.split("=", 1)) for part in query.split("&")]
+    event = events.api_event(route=route, path="/predict/jobs", query=pairs, api_key="k", api_key_id=key_id)
+    return json.loads(app.lambda_handler(event, _context())["body"])
 
 
 def test_an_operators_prefix_job_reads_the_objects_under_it(jobs, test_zip, monkeypatch):

@@ -86,3 +86,29 @@ def test_a_client_lists_its_own_records_only(aws, load_event, lambda_context):
 
     items = json.loads(answer["body"])["items"]
     assert answer["statusCode"] == 200 and [item["owner"] for item in items] == ["alice", "alice"]
+
+
+@pytest.mark.parametrize("version", ['a"b', "ü`x", "#1 (copy)"])
+def test_a_path_parameter_is_any_one_segment_so_the_role_check_still_answers(
+    aws, load_event, lambda_context, version
+):
+    # API Gateway routes any one segment to {version}; the function must find its route too, not
+    # answer 404 "No route" (and a client's key must get 403, as on every operator route).
+    event = load_event("predictions-list")
+    event.update(
+        httpMethod="POST",
+        path=f"/models/{version}/promote",
+        resource="/models/{version}/promote",
+        multiValueQueryStringParameters=None,
+        pathParameters={"version": version},
+        queryStringParameters=None,
+        body=None,
+    )
+    event["requestContext"].update(httpMethod="POST", resourcePath="/models/{version}/promote")
+
+    refused = models_app.lambda_handler(with_key_id(event, "a-client"), lambda_context)
+    assert refused["statusCode"] == 403 and json.loads(refused["body"])["error"]["code"] == "forbidden"
+
+    served = models_app.lambda_handler(with_key_id(event, operator_key(aws)), lambda_context)
+    assert served["statusCode"] == 404
+    assert json.loads(served["body"])["error"]["message"] != f"No route POST /models/{version}/promote."

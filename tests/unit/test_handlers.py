@@ -259,3 +259,88 @@ def test_bad_listing_parameters_are_400(aws, load_event, lambda_context, query, 
 def test_an_unknown_prediction_is_404(aws, load_event, lambda_context):
     status, body = call(predictions, load_event("predictions-get"), lambda_context)
     assert status == 404 and body["error"]["code"] == "not_found"
+
+
+def feedback_event(load_event, prediction_id: str, body: dict) -> dict:
+    event = load_event("feedback")
+    event["path"] = f"/predictions/{prediction_id}/feedback"
+    event["pathParameters"] = {"prediction_id": prediction_id}
+    event["body"] = json.dumps(body)
+    return event
+
+
+def test_predict_keeps_the_model_input_in_the_record_not_in_the_answer(aws, load_event, lambda_context):
+    status, body = call(predict, load_event("predict-raw"), lambda_context)
+
+    assert status == 200 and "input_png" not in body
+    event = load_event("predictions-get")
+    event["path"], event["pathParameters"] = f"/predictions/{body['id']}", {"prediction_id": body["id"]}
+    record = call(predictions, event, lambda_context)[1]
+    kept = Image.open(io.BytesIO(base64.b64decode(record["input_png"])))
+    assert (kept.format, kept.size, kept.mode) == ("PNG", (32, 32), "RGB")
+
+
+def test_feedback_through_the_event_file_then_listed_as_wrong(aws, load_event, lambda_context):
+    made = [call(predict, load_event("predict-raw"), lambda_context)[1]["id"] for _ in range(3)]
+
+    status, answer = call(predictions, feedback_event(load_event, made[1], {"label": "cat"}), lambda_context)
+    assert status == 200 and answer["feedback"]["label"] == "cat" and answer["feedback"]["correct"] is False
+    assert answer["feedback"]["by"] == "local" and answer["training_image"]["added"] is True
+    again = call(predictions, feedback_event(load_event, made[1], {"label": "cat"}), lambda_context)
+    assert again == (200, answer)
+    status, conflict = call(
+        predictions, feedback_event(load_event, made[1], {"label": "dog"}), lambda_context
+    )
+    assert (status, conflict["error"]["code"]) == (409, "conflict")
+    status, right = call(predictions, feedback_event(load_event, made[2], {"correct": True}), lambda_context)
+    assert status == 200 and right["feedback"] == {**right["feedback"], "label": "dog", "correct": True}
+
+    event = load_event("predictions-list")
+    event["queryStringParameters"] = {"wrong": "true"}
+    assert [item["id"] for item in call(predictions, event, lambda_context)[1]["items"]] == [made[1]]
+    event["queryStringParameters"] = {"has_feedback": "false", "label": "dog"}
+    assert [item["id"] for item in call(predictions, event, lambda_context)[1]["items"]] == [made[0]]
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        ({"label": "dragon"}, 400, "invalid_request"),
+        ({}, 400, "invalid_request"),
+        ("{not json", 400, "invalid_json"),
+    ],
+)
+def test_bad_feedback_is_a_4xx(aws, load_event, lambda_context, body, status, code):
+    made = call(predict, load_event("predict-raw"), lambda_context)[1]["id"]
+    event = feedback_event(load_event, made, {})
+    event["body"] = body if isinstance(body, str) else json.dumps(body)
+    got_status, got = call(predictions, event, lambda_context)
+    assert (got_status, got["error"]["code"]) == (status, code)
+
+
+def test_feedback_on_an_unknown_prediction_is_404(aws, load_event, lambda_context):
+    status, body = call(predictions, load_event("feedback"), lambda_context)
+    assert (status, body["error"]["code"]) == (404, "not_found")
+
+
+@pytest.mark.parametrize("query", [{"wrong": "maybe"}, {"has_feedback": "1"}, {"label": "dragon"}])
+def test_bad_filters_are_400(aws, load_event, lambda_context, query):
+    event = load_event("predictions-list")
+    event["queryStringParameters"] = query
+    status, body = call(predictions, event, lambda_context)
+    assert (status, body["error"]["code"]) == (400, "invalid_parameter")
+
+
+def test_with_keeping_off_no_input_is_kept_and_feedback_adds_no_image(
+    aws, load_event, lambda_context, monkeypatch
+):
+    monkeypatch.setenv("KEEP_MODEL_INPUTS", "false")
+    predict.get_settings.cache_clear()
+
+    made = call(predict, load_event("predict-raw"), lambda_context)[1]["id"]
+
+    assert "input_png" not in records.get_record(aws.predictions, made)
+    status, answer = call(predictions, feedback_event(load_event, made, {"label": "cat"}), lambda_context)
+    assert status == 200 and answer["training_image"]["added"] is False
+    assert records.get_record(aws.predictions, made)["feedback"]["label"] == "cat"
+    assert "Contents" not in aws.s3.list_objects_v2(Bucket=aws.bucket, Prefix="training-data/")

@@ -31,7 +31,25 @@ def test_the_document_and_the_template_have_the_same_routes():
     assert documented == deployed
 
 
-def test_every_operation_needs_the_api_key_and_documents_403_and_429():
+def test_every_operation_needs_the_api_key_but_the_consoles_page_and_assets():
+    documented = {
+        (method.upper(), path): operation.get("security") != []
+        for path, operations in openapi()["paths"].items()
+        for method, operation in operations.items()
+    }
+    deployed = {
+        (route.method, route.path): route.api_key_required
+        for route in Template(REPO / "template.yaml").routes
+    }
+
+    assert documented == deployed
+    assert {route for route, needs_key in deployed.items() if not needs_key} == {
+        ("GET", "/"),
+        ("GET", "/console/{proxy+}"),
+    }
+
+
+def test_every_operation_documents_403_and_429():
     document = openapi()
     assert document["security"] == [{"ApiKey": []}]
     assert document["components"]["securitySchemes"]["ApiKey"] == {

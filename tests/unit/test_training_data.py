@@ -151,6 +151,7 @@ def test_summary_and_loading_user_data(aws):
     summary = training_data.summary(aws.s3, aws.bucket, base_counts={"cat": 5000})
     data = training_data.load_user_data(aws.s3, aws.bucket)
 
-    assert summary["labels"]["cat"] == {"base": 5000, "user": 2} and summary["user_total"] == 3
+    assert summary["labels"]["cat"] == {"base": 5000, "uploads": 2, "feedback": 0, "user": 2}
+    assert summary["user_total"] == summary["uploads_total"] == 3 and summary["feedback_total"] == 0
     assert len(data) == 3 and data.counts()["bird"] == 0
     assert data.counts()["cat"] == 2 and data.counts()["ship"] == 1

@@ -38,6 +38,9 @@ _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error)
 # JPEG can decode at 1/2, 1/4 or 1/8 scale for free; keep at least this many pixels a side so
 # the antialiased resize still sees real detail.
 _JPEG_DRAFT_SIDE = 4 * IMAGE_SIZE
+# zlib level of kept model inputs: Pillow's default. On a 32x32 image the level hardly matters (mean
+# 2.28 KB at level 1, 2.29 KB at 6 and 9 on CIFAR-10 test images; docs/mlops.md, "Kept inputs").
+PNG_COMPRESS_LEVEL = 6
 
 
 def decode_image(data: bytes) -> np.ndarray:
@@ -56,6 +59,17 @@ def decode_image(data: bytes) -> np.ndarray:
     except _DECODE_ERRORS as error:
         raise UndecodableImageError(f"The {image.format} image is damaged: {error}") from error
     return np.ascontiguousarray(np.asarray(image, dtype=np.uint8))
+
+
+def encode_png(pixels: np.ndarray) -> bytes:
+    """A model input (``uint8`` (32, 32, 3), what :func:`decode_image` returns) as PNG bytes: lossless,
+    so :func:`decode_image` of the result gives the same pixels back, and deterministic, so the same
+    input always gives the same bytes (and the same content address in training data)."""
+    if pixels.dtype != np.uint8 or pixels.shape != (IMAGE_SIZE, IMAGE_SIZE, 3):
+        raise ValueError(f"Not a model input: {pixels.dtype} {pixels.shape}.")
+    buffer = io.BytesIO()
+    Image.fromarray(pixels, "RGB").save(buffer, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
+    return buffer.getvalue()
 
 
 def _open(data: bytes) -> Image.Image:

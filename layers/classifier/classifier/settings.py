@@ -34,6 +34,9 @@ class Settings:
         DEFAULT_LOW_CONFIDENCE  # LOW_CONFIDENCE_THRESHOLD: top-1 under it is low
     )
     monitor_window_hours: float = 1.0  # MONITOR_WINDOW_HOURS: the scheduled monitor's window
+    dynamodb_read_timeout_seconds: float = 2.0  # DYNAMODB_READ_TIMEOUT_SECONDS (classifier.aws.clients)
+    # KEEP_MODEL_INPUTS: keep each prediction's 32x32 model input (a PNG) in its record; "true" or "false"
+    keep_model_inputs: bool = True
     batch_jobs_table: str = ""  # BATCH_JOBS_TABLE: batch jobs (POST /predict/jobs)
     batch_job_queue_url: str = ""  # BATCH_JOB_QUEUE_URL: the queue of a job's chunks
     batch_job_split_function: str = ""  # BATCH_JOB_SPLIT_FUNCTION: invoked for a job from an S3 prefix
@@ -50,6 +53,9 @@ class Settings:
             ) from error
         if model_refresh_seconds < 0:
             raise ValueError(f"MODEL_REFRESH_SECONDS must be >= 0, not {model_refresh_seconds}.")
+        keep = environ.get("KEEP_MODEL_INPUTS", "").strip().lower()
+        if keep not in ("", "true", "false"):
+            raise ValueError(f"KEEP_MODEL_INPUTS must be 'true' or 'false', not {keep!r}.")
         return cls(
             predictions_table=environ.get("PREDICTIONS_TABLE", ""),
             models_table=environ.get("MODELS_TABLE", ""),
@@ -65,6 +71,8 @@ class Settings:
             min_window_predictions=int(_number(environ, "MIN_WINDOW_PREDICTIONS", DEFAULT_MIN_WINDOW)),
             low_confidence_threshold=_number(environ, "LOW_CONFIDENCE_THRESHOLD", DEFAULT_LOW_CONFIDENCE),
             monitor_window_hours=_number(environ, "MONITOR_WINDOW_HOURS", 1.0),
+            dynamodb_read_timeout_seconds=_number(environ, "DYNAMODB_READ_TIMEOUT_SECONDS", 2.0),
+            keep_model_inputs=keep != "false",
             batch_jobs_table=environ.get("BATCH_JOBS_TABLE", ""),
             batch_job_queue_url=environ.get("BATCH_JOB_QUEUE_URL", ""),
             batch_job_split_function=environ.get("BATCH_JOB_SPLIT_FUNCTION", ""),

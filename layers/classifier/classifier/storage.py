@@ -4,6 +4,7 @@
 models/<version>/model.tflite | model.keras | card.json   one folder per model version
 datasets/base/<name>                                       the fixed base train and test sets
 training-data/<label>/<sha256>.<ext>                       accepted user images, content addressed
+training-data/provenance/<label>/<sha256>.<ext>/<source>.json   who else produced a stored image
 uploads/<upload_id>/<name>                                 presigned zip uploads and their reports
 checkpoints/<job_id>/<name>                                a retraining job's checkpoints
 monitoring/<window end>.json                               one drift report per monitoring window
@@ -48,6 +49,40 @@ def training_data_key(label: str, sha256: str, extension: str) -> str:
         raise ValueError(f"Unknown label {label!r}.")
     name = f"{_segment(sha256, 'sha256')}.{_segment(extension.lstrip('.'), 'extension')}"
     return f"{TRAINING_DATA_PREFIX}{label}/{name}"
+
+
+PROVENANCE_FOLDER = "provenance"  # under TRAINING_DATA_PREFIX: not a label, so never read as an image
+
+
+def training_data_parts(key: str) -> tuple[str, str]:
+    """(label, file name) of a ``training-data/<label>/<name>`` image key; ValueError for any other key."""
+    prefix, _, rest = key.partition(TRAINING_DATA_PREFIX)
+    label, _, name = rest.partition("/")
+    if prefix or label not in LABEL_INDEX or not name or "/" in name:
+        raise ValueError(f"Not a training-data image key: {key!r}.")
+    return label, name
+
+
+def provenance_prefix(image_key: str) -> str:
+    """Where the provenance markers of one training-data image are: one object per producer besides
+    the first upload (a feedback, or an upload of an image a feedback had stored), so a feedback
+    image is deleted only when nothing else produced it. Under ``training-data/`` so that every
+    function allowed to store training data may also write its provenance."""
+    label, name = training_data_parts(image_key)
+    return f"{TRAINING_DATA_PREFIX}{PROVENANCE_FOLDER}/{label}/{name}/"
+
+
+def provenance_key(image_key: str, source_id: str) -> str:
+    """One producer's marker: ``feedback-<prediction id>.json`` or ``upload.json``."""
+    return f"{provenance_prefix(image_key)}{_segment(source_id, 'source id')}.json"
+
+
+def image_key_of_provenance(key: str) -> str | None:
+    """The image key a provenance marker names, else None."""
+    parts = key.split("/")
+    if len(parts) != 5 or f"{parts[0]}/" != TRAINING_DATA_PREFIX or parts[1] != PROVENANCE_FOLDER:
+        return None
+    return f"{TRAINING_DATA_PREFIX}{parts[2]}/{parts[3]}" if parts[2] in LABEL_INDEX else None
 
 
 def upload_key(upload_id: str, name: str) -> str:

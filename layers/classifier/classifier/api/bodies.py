@@ -12,19 +12,30 @@ Decoding (base64, JSON, multipart) is :mod:`classifier.payloads`, shared with th
 rejection is a typed :class:`~classifier.errors.RequestError`.
 """
 
+from dataclasses import dataclass
 from typing import Any
 
 from classifier.api.callers import Caller
 from classifier.api.inference import ImageInput, Rejected
+from classifier.api.records import ListFilter
 from classifier.errors import (
     InvalidBase64Error,
+    InvalidParameterError,
     RequestShapeError,
     TooManyImagesError,
     UnsupportedMediaTypeError,
 )
-from classifier.labels import NUM_CLASSES
+from classifier.labels import LABEL_INDEX, LABELS, NUM_CLASSES
 from classifier.limits import DEFAULT_LIST_LIMIT, DEFAULT_TOP_K, MAX_BATCH_IMAGES, MAX_LIST_LIMIT
-from classifier.payloads import bounded_int, decode_base64, is_json, media_type, parse_json, parse_multipart
+from classifier.payloads import (
+    bounded_int,
+    decode_base64,
+    is_json,
+    media_type,
+    parse_json,
+    parse_json_object,
+    parse_multipart,
+)
 
 _ACCEPTED_SINGLE = 'image/*, multipart/form-data (field \'file\') or application/json ({"image": "<base64>"})'
 _ACCEPTED_BATCH = (
@@ -98,6 +109,55 @@ def parse_owner(caller: Caller, value: str | None) -> str | None:
 
 def parse_limit(value: str | None) -> int:
     return bounded_int("limit", value, DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT)
+
+
+def parse_list_filter(label: str | None, has_feedback: str | None, wrong: str | None) -> ListFilter:
+    """GET /predictions's filters: ``label`` (the predicted class), ``has_feedback`` and ``wrong``
+    (``true`` or ``false``); anything else is 400 ``invalid_parameter``."""
+    if label is not None and label not in LABEL_INDEX:
+        raise InvalidParameterError(f"label must be one of {', '.join(LABELS)}, not {label!r}.")
+    return ListFilter(label, _flag("has_feedback", has_feedback), _flag("wrong", wrong))
+
+
+def _flag(name: str, value: str | None) -> bool | None:
+    if value is None:
+        return None
+    if value not in ("true", "false"):
+        raise InvalidParameterError(f"{name} must be true or false, not {value!r}.")
+    return value == "true"
+
+
+@dataclass(frozen=True)
+class FeedbackRequest:
+    label: str | None  # the true class, or None with correct=True (the predicted one)
+    correct: bool | None
+    replace: bool = False
+
+
+def parse_feedback(body: bytes, content_type: str | None) -> FeedbackRequest:
+    """A POST /predictions/{id}/feedback body: ``{"label": "cat"}`` (the true class) or
+    ``{"correct": true}``, with ``"replace": true`` to replace earlier feedback with another label."""
+    kind = media_type(content_type)
+    if not is_json(kind):
+        raise UnsupportedMediaTypeError(
+            f'Content-Type {kind or "(none)"!r} is not accepted; send application/json ({{"label": "cat"}}).'
+        )
+    document = parse_json_object(body)
+    unknown = set(document) - {"label", "correct", "replace"}
+    if unknown:
+        raise RequestShapeError(f"Unknown fields {sorted(unknown)}; allowed: label, correct, replace.")
+    label, correct, replace = document.get("label"), document.get("correct"), document.get("replace", False)
+    if label is not None and (not isinstance(label, str) or label not in LABEL_INDEX):
+        raise RequestShapeError(f"Unknown label {label!r}; use one of {', '.join(LABELS)}.")
+    if correct is not None and not isinstance(correct, bool):
+        raise RequestShapeError(f'"correct" must be true or false, not {correct!r}.')
+    if not isinstance(replace, bool):
+        raise RequestShapeError(f'"replace" must be true or false, not {replace!r}.')
+    if label is None and correct is not True:
+        raise RequestShapeError(
+            'Send the true class, {"label": "cat"}, or {"correct": true} if the prediction was right.'
+        )
+    return FeedbackRequest(label, correct, replace)
 
 
 def _check_count(count: int) -> None:

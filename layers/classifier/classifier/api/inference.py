@@ -40,6 +40,7 @@ class Classification:
     decode_ms: float
     inference_ms: float  # the model call that covered this image (shared by a whole batch)
     batch_size: int
+    pixels: np.ndarray  # uint8 (32, 32, 3): the model input, decoded once (kept in the record as a PNG)
 
     @property
     def label_index(self) -> int:
@@ -79,7 +80,7 @@ def classify(items: Sequence[ImageInput | Rejected], predictor: Predictor) -> li
         start = time.perf_counter()
         probabilities = predictor.predict(np.stack([pixels for _, _, pixels, _ in decoded]))
         inference_ms = (time.perf_counter() - start) * 1000
-        for row, (position, item, _, decode_ms) in enumerate(decoded):
+        for row, (position, item, pixels, decode_ms) in enumerate(decoded):
             results[position] = Classification(
                 name=item.name,
                 image_sha256=hashlib.sha256(item.data).hexdigest(),
@@ -88,5 +89,6 @@ def classify(items: Sequence[ImageInput | Rejected], predictor: Predictor) -> li
                 decode_ms=decode_ms,
                 inference_ms=inference_ms,
                 batch_size=len(decoded),
+                pixels=pixels,
             )
     return [result for result in results if result is not None]

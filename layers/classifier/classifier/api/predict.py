@@ -1,7 +1,8 @@
 """The predict and batch use cases: classify, record, answer. Handlers pass in the serving model and
 the predictions table (from their cached getters); tests pass their own.
 
-A response is the stored record (JSON numbers) plus ``top_k`` and ``stored``. ``stored: false``
+A response is the stored record (JSON numbers) plus ``top_k`` and ``stored``, without the kept model
+input (``input_png``: the record has it, ``GET /predictions/{id}`` returns it; the caller sent the image). ``stored: false``
 means the record could not be written after retries: the prediction is still answered and the full
 record is in the function's log (``prediction_record``) for recovery.
 """
@@ -16,16 +17,28 @@ from classifier.api.model_provider import ServedModel
 from classifier.api.records import PredictionRecord
 from classifier.aws.codec import to_json
 from classifier.errors import error_body
+from classifier.preprocessing import encode_png
+from classifier.settings import get_settings
+
+ANSWER_LEAVES_OUT = frozenset({"input_png"})  # record fields the predict answers do not repeat
 
 
 def predict_one(
-    image: ImageInput, *, top_k: int, model: ServedModel, table: Any, owner: str | None = None
+    image: ImageInput,
+    *,
+    top_k: int,
+    model: ServedModel,
+    table: Any,
+    owner: str | None = None,
+    keep_input: bool | None = None,
 ) -> dict[str, Any]:
-    """POST /predict: one image. An image that cannot be decoded raises its InvalidImageError."""
+    """POST /predict: one image. An image that cannot be decoded raises its InvalidImageError.
+    ``keep_input`` (default: the ``KEEP_MODEL_INPUTS`` setting) keeps the model input in the record."""
     (result,) = classify([image], model.predictor)
     if isinstance(result, Rejected):
         raise result.error
-    record = make_record(result, model, source="single", batch_id=None, owner=owner)
+    keep = get_settings().keep_model_inputs if keep_input is None else keep_input
+    record = make_record(result, model, source="single", batch_id=None, owner=owner, keep_input=keep)
     stored = records.store(table, record)
     return answer(record, result, top_k=top_k, stored=stored)
 
@@ -37,12 +50,14 @@ def predict_batch(
     model: ServedModel,
     table: Any,
     owner: str | None = None,
+    keep_input: bool | None = None,
 ) -> dict[str, Any]:
     """POST /predict/batch: one model call for every decodable image; an entry per item, in order."""
     results = classify(items, model.predictor)
     batch_id = records.new_id()
+    keep = get_settings().keep_model_inputs if keep_input is None else keep_input
     made = {
-        position: make_record(result, model, source="batch", batch_id=batch_id, owner=owner)
+        position: make_record(result, model, source="batch", batch_id=batch_id, owner=owner, keep_input=keep)
         for position, result in enumerate(results)
         if isinstance(result, Classification)
     }
@@ -70,8 +85,16 @@ def predict_batch(
 
 
 def make_record(
-    result: Classification, model: ServedModel, *, source: str, batch_id: str | None, owner: str | None = None
+    result: Classification,
+    model: ServedModel,
+    *,
+    source: str,
+    batch_id: str | None,
+    owner: str | None = None,
+    keep_input: bool = True,
 ) -> PredictionRecord:
+    """The record of one classification; with ``keep_input``, its model input as a PNG (``input_png``),
+    from the pixels the model saw (no second decode)."""
     return PredictionRecord(
         id=records.new_id(),
         created_at=clock.utc_now(),
@@ -89,11 +112,18 @@ def make_record(
         latency_ms=round(result.decode_ms + result.inference_ms, 3),
         timings_ms={"decode": round(result.decode_ms, 3), "inference": round(result.inference_ms, 3)},
         owner=owner,
+        input_png=encode_png(result.pixels) if keep_input else None,
     )
 
 
 def answer(record: PredictionRecord, result: Classification, *, top_k: int, stored: bool) -> dict[str, Any]:
-    body = to_json({key: value for key, value in vars(record).items() if value is not None})
+    body = to_json(
+        {
+            key: value
+            for key, value in vars(record).items()
+            if value is not None and key not in ANSWER_LEAVES_OUT
+        }
+    )
     body["top_k"] = [{"label": label, "probability": to_json(p)} for label, p in result.top_k(top_k)]
     body["stored"] = stored
     return body

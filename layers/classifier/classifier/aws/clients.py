@@ -22,6 +22,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from classifier.aws.dynamodb import Table
+from classifier.settings import get_settings
 
 # The AWS services the functions call: the only botocore models the layer ships. "apigateway" answers
 # which usage plans a caller's key is in (its role, classifier.api.callers). "xray" is the X-Ray
@@ -34,15 +35,23 @@ TRACED_LIBRARIES = ("botocore",)
 # Lambda answers within API Gateway's 29 s: fail fast, let the caller's retry policy decide.
 # botocore's max_attempts counts retries: 3 is 4 attempts in all.
 _CONFIG = Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 3})
+
+
 # DynamoDB answers in milliseconds, and a prediction's record write, retried by
 # classifier.api.records as well, must end within the predict function's 10 s so that the
 # prediction is still answered and its record logged: with the default above, a DynamoDB that stops
 # answering held one write for 4 x 5 s, and the function timed out with the record lost.
-_SERVICE_CONFIGS = {
-    "dynamodb": Config(
-        connect_timeout=1, read_timeout=2, retries={"mode": "standard", "total_max_attempts": 2}
-    ),
-}
+# A function that reads many items at once (the monitor's window) sets a longer read timeout
+# (DYNAMODB_READ_TIMEOUT_SECONDS, classifier.settings).
+def _service_config(service: str) -> Config:
+    if service == "dynamodb":
+        read_timeout = get_settings().dynamodb_read_timeout_seconds
+        return Config(
+            connect_timeout=1,
+            read_timeout=read_timeout,
+            retries={"mode": "standard", "total_max_attempts": 2},
+        )
+    return _CONFIG
 
 
 @cache
@@ -61,7 +70,7 @@ def client(service: str):
             "for it. Add it there."
         )
     if service not in _clients:
-        _clients[service] = session().create_client(service, config=_SERVICE_CONFIGS.get(service, _CONFIG))
+        _clients[service] = session().create_client(service, config=_service_config(service))
     return _clients[service]
 
 

@@ -38,8 +38,8 @@ def to_dynamo(value: Any) -> Any:
         return {str(key): to_dynamo(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
         return [to_dynamo(item) for item in value]
-    if value is None or isinstance(value, str):
-        return value
+    if value is None or isinstance(value, (str, bytes)):
+        return value  # bytes: a binary attribute (a kept model input)
     raise InvalidRecordError(f"A record cannot hold a {type(value).__name__}.")
 
 

@@ -28,11 +28,12 @@ from classifier.datasets import concatenate, load_dataset
 from classifier.evaluation import metrics, predict_batched
 from classifier.litert import TFLiteModel
 from classifier.mlops import jobs, registry
-from classifier.mlops.training_data import load_user_data
+from classifier.mlops.training_data import load_user_data_with_manifest
 from classifier.training.export import export_model, new_version
 from classifier.training.trainer import STATE_FILE, HyperParameters, save_run, train
 
 CONTINUE = "continue"
+MAX_JOB_LISTED_FEEDBACK = 100  # feedback images named in the job record (the card lists them all)
 EXPORT_RESERVE_SECONDS = 180  # left for evaluation, export and uploads after the last epoch
 SCRATCH_DEFAULT_BUDGET_SECONDS = 3600
 
@@ -83,10 +84,26 @@ def _advance(job: dict, env: Environment, deadline: float, log: Callable[[str], 
     data = load_dataset(base_train, "train")  # nosec B615  # classifier.datasets, not Hugging Face
     if job.get("max_images"):
         data = data.sample(min(job["max_images"], len(data)))
-    user = load_user_data(env.s3, env.bucket)
+    base_images = len(data)
+    user, user_manifest = load_user_data_with_manifest(env.s3, env.bucket)
     if len(user):
         data = concatenate(data, user)
-    log(f"job {job_id}: {len(data)} images ({len(user)} from users), parent {parent}")
+    listed = user_manifest["feedback_images"]
+    jobs.update(
+        env.jobs_table,
+        job_id,
+        training_data={
+            "base": base_images,
+            "uploads": user_manifest["uploads"],
+            "feedback": user_manifest["feedback"],
+            "feedback_images": listed[:MAX_JOB_LISTED_FEEDBACK],
+            "feedback_not_listed": max(0, len(listed) - MAX_JOB_LISTED_FEEDBACK),
+        },
+    )
+    log(
+        f"job {job_id}: {len(data)} images ({user_manifest['uploads']} uploaded, "
+        f"{user_manifest['feedback']} from feedback), parent {parent}"
+    )
 
     checkpoints = work / "checkpoints"
     _restore_checkpoint(env, job_id, checkpoints)
@@ -133,12 +150,14 @@ def _advance(job: dict, env: Environment, deadline: float, log: Callable[[str], 
     )
     if not result.finished:
         return CONTINUE
-    return _finish(job_id, env, work, result, data, parent, parent_dir)
+    return _finish(job_id, env, work, result, data, parent, parent_dir, user_manifest)
 
 
-def _finish(job_id, env, work, result, data, parent, parent_dir) -> str:
+def _finish(job_id, env, work, result, data, parent, parent_dir, user_manifest) -> str:
     out = work / "out"
-    model_path = save_run(result, out, data, source=env.base_train + " + training-data/", parent=parent)
+    model_path = save_run(
+        result, out, data, source=env.base_train + " + training-data/", parent=parent, user_data=user_manifest
+    )
     version = new_version()
     base_test = local_copy(env.base_test, work / "datasets")
     card = export_model(model_path, out, test_data=base_test, version=version, parent=parent)

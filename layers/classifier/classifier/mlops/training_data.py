@@ -7,7 +7,19 @@ from zips of class folders, each image checked by the preprocessing contract.
   the archive (zip bombs, path traversal, nested archives, non-images, unknown classes) entry by
   entry or as a whole and writes a report. Nothing already stored is ever overwritten or deleted:
   keys are the sha256 of the content, so the same image twice is one object.
+- ``add_feedback_image`` / ``remove_feedback_image``: the kept model input of a prediction with
+  feedback, stored as a training image of its true label (a PNG, content addressed like the rest),
+  and moved when the feedback's label is replaced.
 - ``summary`` and ``load_user_data``: what is stored, for GET /training-data and for retraining.
+
+**Provenance.** An image's first producer is in its object metadata (``source``: ``upload`` or
+``feedback``, and for feedback the prediction id and owner). Every feedback that produces an image
+also writes a marker, ``training-data/provenance/<label>/<name>/feedback-<prediction id>.json``,
+and an upload of an image that feedback had stored writes ``.../upload.json``. A feedback image is
+deleted (its feedback moved to another label) only when no marker remains and its metadata says
+feedback stored it: an upload's image is never deleted. The count of GET /training-data and the
+manifest of a retraining job come from the same listing: an image is a feedback image when at least
+one feedback names it, else an upload.
 """
 
 import dataclasses
@@ -56,6 +68,10 @@ UPLOAD_NAME = "upload.zip"
 REQUEST_NAME = "request.json"
 REPORT_NAME = "report.json"
 MAX_REPORTED_REJECTIONS = 1000  # entries listed by name in a report; all are counted
+SOURCE_UPLOAD = "upload"  # object metadata "source" of an image an upload stored first
+SOURCE_FEEDBACK = "feedback"  # ... that a prediction's feedback stored first
+UPLOAD_MARKER = "upload"
+FEEDBACK_MARKER_PREFIX = "feedback-"
 # What zipfile raises for a damaged archive or entry (bad CRC or header, corrupt compressed data, an
 # unknown compression method, undecodable names), besides BadZipFile.
 DAMAGED_ZIP_ERRORS = (
@@ -112,11 +128,20 @@ def store_image(
         return ItemResult(name, "rejected", label, reason=str(error))
     digest = hashlib.sha256(data).hexdigest()
     key = storage.training_data_key(label, digest, EXTENSIONS[Image.open(io.BytesIO(data)).format])
+    existing = _head(s3, bucket, key)
+    if existing is not None and existing.get("Metadata", {}).get("source") == SOURCE_FEEDBACK:
+        # feedback stored these bytes first: record the upload, so moving that feedback keeps them
+        _put_marker(s3, bucket, key, UPLOAD_MARKER, {"source": SOURCE_UPLOAD, "name": name, "at": utc_now()})
     if upload is not None:
-        return upload.store(s3, bucket, ItemResult(name, "accepted", label, digest, key), data)
-    if object_exists(s3, bucket, key):
+        return upload.store(s3, bucket, ItemResult(name, "accepted", label, digest, key), data, existing)
+    if existing is not None:
         return ItemResult(name, "duplicate", label, digest, key)
-    s3.put_object(Bucket=bucket, Key=key, Body=data, Metadata={"source-name": _ascii(name)[:256]})
+    s3.put_object(
+        Bucket=bucket,
+        Key=key,
+        Body=data,
+        Metadata={"source": SOURCE_UPLOAD, "source-name": _ascii(name)[:256]},
+    )
     return ItemResult(name, "accepted", label, digest, key)
 
 
@@ -129,11 +154,12 @@ class _UploadRun:
         self.upload_id = upload_id
         self.seen: set[str] = set()  # keys of this zip's entries so far: a repeat is a duplicate
 
-    def store(self, s3, bucket: str, result: ItemResult, data: bytes) -> ItemResult:
+    def store(self, s3, bucket: str, result: ItemResult, data: bytes, existing: dict | None) -> ItemResult:
+        """``existing``: the object's head if it is stored already (None if not)."""
         key = result.key
         first_in_zip = key not in self.seen
         self.seen.add(key)
-        stored_by = self._stored_by(s3, bucket, key)
+        stored_by = None if existing is None else existing.get("Metadata", {}).get("upload-id", "")
         if stored_by is not None:
             ours = first_in_zip and stored_by == self.upload_id
             return result if ours else dataclasses.replace(result, status="duplicate")
@@ -143,20 +169,91 @@ class _UploadRun:
             Bucket=bucket,
             Key=key,
             Body=data,
-            Metadata={"source-name": _ascii(result.name)[:256], "upload-id": self.upload_id},
+            Metadata={
+                "source": SOURCE_UPLOAD,
+                "source-name": _ascii(result.name)[:256],
+                "upload-id": self.upload_id,
+            },
         )
         return result
 
-    @staticmethod
-    def _stored_by(s3, bucket: str, key: str) -> str | None:
-        """None if ``key`` is not stored, else the upload that stored it ("" for a direct upload)."""
-        try:
-            head = s3.head_object(Bucket=bucket, Key=key)
-        except ClientError as error:
-            if is_missing(error):
-                return None
-            raise
-        return head.get("Metadata", {}).get("upload-id", "")
+
+def feedback_image_key(label: str, png: bytes) -> str:
+    """Where a kept model input (PNG bytes) is stored as a training image of ``label``."""
+    return storage.training_data_key(label, hashlib.sha256(png).hexdigest(), "png")
+
+
+def add_feedback_image(s3, bucket: str, label: str, png: bytes, provenance: dict) -> str:
+    """Store a kept model input as a training image of ``label`` (its true label, from feedback) and
+    its provenance marker; return its key. ``provenance`` holds at least ``prediction_id`` and
+    ``owner``. The marker goes first, so an image is never stored without a producer that
+    :func:`remove_feedback_image` can see. Repeating it changes nothing."""
+    key = feedback_image_key(label, png)
+    prediction_id = provenance["prediction_id"]
+    _put_marker(
+        s3, bucket, key, FEEDBACK_MARKER_PREFIX + prediction_id, {"source": SOURCE_FEEDBACK, **provenance}
+    )
+    if not object_exists(s3, bucket, key):
+        s3.put_object(
+            Bucket=bucket,
+            Key=key,
+            Body=png,
+            ContentType="image/png",
+            Metadata=_feedback_metadata(provenance),
+        )
+    return key
+
+
+def remove_feedback_image(s3, bucket: str, key: str, prediction_id: str, png: bytes) -> bool:
+    """Take one feedback's claim off a training image (its label was replaced); delete the image only
+    if nothing else produced it: no other feedback or upload marker, and feedback stored it first
+    (an upload's image is never deleted). True if the image was deleted.
+
+    A producer that arrives between the check and the delete (its marker written, the object seen)
+    is caught by a second look after the delete, which puts the same bytes back: content addressed,
+    they are the same image."""
+    s3.delete_object(Bucket=bucket, Key=storage.provenance_key(key, FEEDBACK_MARKER_PREFIX + prediction_id))
+    if _markers(s3, bucket, key):
+        return False
+    existing = _head(s3, bucket, key)
+    metadata = (existing or {}).get("Metadata", {})
+    if existing is None or metadata.get("source") != SOURCE_FEEDBACK:
+        return False
+    s3.delete_object(Bucket=bucket, Key=key)
+    if _markers(s3, bucket, key):
+        s3.put_object(Bucket=bucket, Key=key, Body=png, ContentType="image/png", Metadata=metadata)
+        return False
+    return True
+
+
+def _feedback_metadata(provenance: dict) -> dict[str, str]:
+    metadata = {"source": SOURCE_FEEDBACK, "prediction-id": str(provenance["prediction_id"])}
+    if provenance.get("owner"):
+        metadata["owner"] = _ascii(str(provenance["owner"]))[:256]
+    return metadata
+
+
+def _put_marker(s3, bucket: str, key: str, source_id: str, body: dict) -> None:
+    s3.put_object(
+        Bucket=bucket,
+        Key=storage.provenance_key(key, source_id),
+        Body=json.dumps({"image_key": key, **body}).encode(),
+        ContentType="application/json",
+    )
+
+
+def _markers(s3, bucket: str, key: str) -> list[str]:
+    page = s3.list_objects_v2(Bucket=bucket, Prefix=storage.provenance_prefix(key), MaxKeys=1)
+    return [item["Key"] for item in page.get("Contents", [])]
+
+
+def _head(s3, bucket: str, key: str) -> dict | None:
+    try:
+        return s3.head_object(Bucket=bucket, Key=key)
+    except ClientError as error:
+        if is_missing(error):
+            return None
+        raise
 
 
 def create_upload(s3, bucket: str) -> dict:
@@ -314,35 +411,78 @@ def entry_problem(info: zipfile.ZipInfo) -> str | None:
 
 
 def summary(s3, bucket: str, base_counts: dict[str, int]) -> dict:
-    """Images per label: the fixed base set beside the user data stored so far."""
-    user = Counter(_label_of(key) for key in _user_keys(s3, bucket))
-    labels = {label: {"base": int(base_counts.get(label, 0)), "user": user.get(label, 0)} for label in LABELS}
+    """Images per label: the fixed base set beside the user data stored so far, uploads and feedback
+    images apart (``user`` is their sum)."""
+    keys, feedback = _catalogue(s3, bucket)
+    uploads = Counter(_label_of(key) for key in keys if key not in feedback)
+    from_feedback = Counter(_label_of(key) for key in keys if key in feedback)
+    labels = {
+        label: {
+            "base": int(base_counts.get(label, 0)),
+            "uploads": uploads.get(label, 0),
+            "feedback": from_feedback.get(label, 0),
+            "user": uploads.get(label, 0) + from_feedback.get(label, 0),
+        }
+        for label in LABELS
+    }
     return {
         "labels": labels,
         "base_total": sum(v["base"] for v in labels.values()),
+        "uploads_total": sum(v["uploads"] for v in labels.values()),
+        "feedback_total": sum(v["feedback"] for v in labels.values()),
         "user_total": sum(v["user"] for v in labels.values()),
     }
 
 
 def load_user_data(s3, bucket: str) -> Dataset:
     """Every stored user image, decoded by the preprocessing contract, with its label."""
+    return load_user_data_with_manifest(s3, bucket)[0]
+
+
+def load_user_data_with_manifest(s3, bucket: str) -> tuple[Dataset, dict]:
+    """Every stored user image (as :func:`load_user_data`) and its manifest: how many images came
+    from uploads and from feedback, and each feedback image's key, label and the predictions whose
+    feedback produced it (what a retraining job's record and the new version's card list)."""
+    keys, feedback = _catalogue(s3, bucket)
     images, labels, names = [], [], []
-    for key in sorted(_user_keys(s3, bucket)):
+    for key in sorted(keys):
         data = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
         images.append(decode_image(data))
         labels.append(LABEL_INDEX[_label_of(key)])
         names.append(key)
+    listed = [
+        {"key": key, "label": _label_of(key), "prediction_ids": sorted(feedback[key])}
+        for key in sorted(keys)
+        if key in feedback
+    ]
+    manifest = {
+        "images": len(names),
+        "uploads": len(names) - len(listed),
+        "feedback": len(listed),
+        "feedback_images": listed,
+    }
     if not images:
-        return Dataset(np.zeros((0, 32, 32, 3), np.uint8), np.zeros(0, np.int64))
-    return Dataset(np.stack(images), np.asarray(labels, np.int64), names=tuple(names))
+        return Dataset(np.zeros((0, 32, 32, 3), np.uint8), np.zeros(0, np.int64)), manifest
+    return Dataset(np.stack(images), np.asarray(labels, np.int64), names=tuple(names)), manifest
 
 
-def _user_keys(s3, bucket: str):
+def _catalogue(s3, bucket: str) -> tuple[list[str], dict[str, set[str]]]:
+    """One listing of ``training-data/``: the stored image keys, and for each image some feedback
+    produced, the ids of those predictions (markers of images no longer stored are ignored)."""
+    keys, feedback = [], {}
     paginator = s3.get_paginator("list_objects_v2")
     for page in paginator.paginate(Bucket=bucket, Prefix=storage.TRAINING_DATA_PREFIX):
         for item in page.get("Contents", []):
-            if _label_of(item["Key"]) in LABEL_INDEX:
-                yield item["Key"]
+            key = item["Key"]
+            if _label_of(key) in LABEL_INDEX:
+                keys.append(key)
+                continue
+            image = storage.image_key_of_provenance(key)
+            source = PurePosixPath(key).stem
+            if image is not None and source.startswith(FEEDBACK_MARKER_PREFIX):
+                feedback.setdefault(image, set()).add(source.removeprefix(FEEDBACK_MARKER_PREFIX))
+    stored = set(keys)
+    return keys, {key: ids for key, ids in feedback.items() if key in stored}
 
 
 def _label_of(key: str) -> str:

@@ -360,9 +360,12 @@ def save_run(
     parent: str | None,
     command: str = "",
     teacher: str | None = None,
+    user_data: dict | None = None,
 ) -> Path:
     """Write ``model.keras`` and ``training.json`` (what export puts in the model card) to ``out``.
-    ``parent`` is the model training started from, ``teacher`` the one it distilled from."""
+    ``parent`` is the model training started from, ``teacher`` the one it distilled from,
+    ``user_data`` the manifest of the user images in ``data`` (uploads, feedback images), kept in
+    the card's ``training_data.user``."""
     out.mkdir(parents=True, exist_ok=True)
     result.model.save(out / "model.keras")
     record = {
@@ -370,7 +373,11 @@ def save_run(
         "hyper_parameters": result.hyper_parameters.to_json(),
         "history": result.history,
         "training_seconds": result.seconds,
-        "data": {"source": source, **data.manifest()},
+        "data": {
+            "source": source,
+            **data.manifest(),
+            **({"user": user_data} if user_data is not None else {}),
+        },
         "parent": parent,
         "teacher": teacher,
         "backend": keras.backend.backend(),
