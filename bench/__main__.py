@@ -1,10 +1,12 @@
 """`make bench`: the model on LiteRT vs Keras, then the handlers (cold start, warm latency), then a
+batch job end to end with 1 and 2 workers and its cost per million images (bench.jobs), then a
 short load test of the local API (`make loadtest` with fewer users and seconds)."""
 
 import sys
 
-from bench import handlers, loadtest, model
+from bench import handlers, jobs, loadtest, model
 
 model.main()
 handlers.main()
+jobs.main([])
 sys.exit(loadtest.main(["--users", "16", "--seconds", "10", "--requests", "2000"]))

@@ -1,6 +1,7 @@
 """The one builder of the events Lambda receives locally: API Gateway REST proxy events (what the
 local API sends for each request and what ``make invoke`` builds from a file) and S3
-notification events (what the local API sends when an object lands under a trigger's prefix).
+notification events (what the local API sends when an object lands under a trigger's prefix), and
+SQS events (what an event source mapping hands a function).
 
 The shapes follow what API Gateway and S3 send, the same keys as ``shared/events/*.json``.
 """
@@ -301,3 +302,33 @@ def match_path(resource_path: str, path: str) -> dict[str, str] | None:
 
 def dumps(event: dict[str, Any]) -> str:
     return json.dumps(event, indent=2)
+
+
+def sqs_event(messages: list[dict[str, Any]], *, queue_arn: str, region: str) -> dict[str, Any]:
+    """The event an SQS event source mapping sends: ``messages`` as ``ReceiveMessage`` returned them
+    (with ``AttributeNames=["All"]``), in Lambda's record form."""
+    return {
+        "Records": [
+            {
+                "messageId": message["MessageId"],
+                "receiptHandle": message["ReceiptHandle"],
+                "body": message["Body"],
+                "attributes": dict(message.get("Attributes") or {}),
+                "messageAttributes": {
+                    name: {
+                        "stringValue": value.get("StringValue"),
+                        "binaryValue": value.get("BinaryValue"),
+                        "stringListValues": [],
+                        "binaryListValues": [],
+                        "dataType": value.get("DataType", "String"),
+                    }
+                    for name, value in (message.get("MessageAttributes") or {}).items()
+                },
+                "md5OfBody": message.get("MD5OfBody", ""),
+                "eventSource": "aws:sqs",
+                "eventSourceARN": queue_arn,
+                "awsRegion": region,
+            }
+            for message in messages
+        ]
+    }

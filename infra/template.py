@@ -116,6 +116,18 @@ class S3Trigger:
 
 
 @dataclass(frozen=True)
+class SqsTrigger:
+    """An SQS event source mapping: the local runtime's poller receives from ``queue`` (its local
+    name) ``batch_size`` messages at a time, with at most ``max_concurrency`` invocations at once."""
+
+    function_id: str
+    queue: str  # physical (local) queue name
+    batch_size: int = 10  # Lambda's default for a standard queue
+    max_concurrency: int | None = None  # ScalingConfig.MaximumConcurrency; None: unbounded (the pool's limit)
+    report_batch_item_failures: bool = False  # FunctionResponseTypes: [ReportBatchItemFailures]
+
+
+@dataclass(frozen=True)
 class Function:
     logical_id: str
     code_dir: Path  # the folder Lambda unpacks to /var/task
@@ -235,6 +247,8 @@ class Template:
         if name.endswith(".Stage") and name[: -len(".Stage")] in self.resources:
             return self.stage_name  # SAM's `!Ref Api.Stage`
         if name in self.resources:
+            if self.resources[name].get("Type") == "AWS::SQS::Queue":
+                return self.queue_url(name)  # !Ref of a queue is its URL
             return self.physical_name(name)
         raise TemplateError(f"!Ref {name}: no such parameter or resource")
 
@@ -274,9 +288,14 @@ class Template:
             "AWS::DynamoDB::Table": f"arn:aws:dynamodb:{self.region}:{ACCOUNT_ID}:table/{name}",
             "AWS::S3::Bucket": f"arn:aws:s3:::{name}",
             "AWS::Serverless::Function": f"arn:aws:lambda:{self.region}:{ACCOUNT_ID}:function:{name}",
+            "AWS::SQS::Queue": f"arn:aws:sqs:{self.region}:{ACCOUNT_ID}:{name}",
         }.get(kind, f"arn:aws:local:{self.region}:{ACCOUNT_ID}:{logical_id}")
         if attribute == "Arn":
             return arn
+        if attribute == "QueueName":
+            return name
+        if attribute == "QueueUrl":
+            return self.queue_url(logical_id)
         if attribute == "StreamArn":
             return f"{arn}/stream/local"
         if attribute in ("DomainName", "RegionalDomainName"):
@@ -527,7 +546,51 @@ class Template:
             function_id, str(bucket), ("s3:ObjectCreated:*",), prefix, suffix, kind="eventbridge"
         )
 
+    @cached_property
+    def sqs_triggers(self) -> tuple[SqsTrigger, ...]:
+        """Every ``SQS`` event (an event source mapping) of every function."""
+        triggers = []
+        for function_id, resource in self._functions_resources().items():
+            for event in (resource.get("Properties", {}).get("Events") or {}).values():
+                if event.get("Type") != "SQS":
+                    continue
+                properties = self.resolve(event["Properties"])
+                queue = str(properties["Queue"]).rsplit(":", 1)[-1]  # an ARN's last field is the name
+                scaling = properties.get("ScalingConfig") or {}
+                triggers.append(
+                    SqsTrigger(
+                        function_id,
+                        queue,
+                        batch_size=int(properties.get("BatchSize", 10)),
+                        max_concurrency=_optional_int(scaling.get("MaximumConcurrency")),
+                        report_batch_item_failures="ReportBatchItemFailures"
+                        in (properties.get("FunctionResponseTypes") or []),
+                    )
+                )
+        return tuple(triggers)
+
+    def queue_url(self, logical_id: str) -> str:
+        """A queue's URL as moto (and SQS) name it; the SQS API takes the queue's name from its last part."""
+        return f"https://sqs.{self.region}.amazonaws.com/{ACCOUNT_ID}/{self.physical_name(logical_id)}"
+
     # ---- storage
+
+    @cached_property
+    def queues(self) -> dict[str, dict]:
+        """``create_queue`` arguments for every SQS queue, keyed by logical id, dead-letter queues
+        first (a redrive policy names an existing queue)."""
+        queues = {}
+        for logical_id, resource in self._of_type("AWS::SQS::Queue").items():
+            properties = self.resolve(resource.get("Properties") or {})
+            attributes = {
+                name: json.dumps(properties[name])
+                if isinstance(properties[name], dict)
+                else str(properties[name])
+                for name in ("VisibilityTimeout", "MessageRetentionPeriod", "RedrivePolicy", "DelaySeconds")
+                if name in properties
+            }
+            queues[logical_id] = {"QueueName": self.physical_name(logical_id), "Attributes": attributes}
+        return dict(sorted(queues.items(), key=lambda item: "RedrivePolicy" in item[1]["Attributes"]))
 
     @cached_property
     def tables(self) -> dict[str, dict]:

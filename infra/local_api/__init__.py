@@ -4,7 +4,7 @@
 ``AWS_ENDPOINT_URL`` names other endpoints), the template's buckets and tables, a pool of worker
 processes per function (``LocalLambda``), a Lambda Invoke endpoint for asynchronous invocations
 (exported as ``AWS_ENDPOINT_URL_LAMBDA``), one warm worker per API function, S3 notifications by
-polling, and the API on loopback. ``stop()`` undoes all of it, worker processes and environment
+polling, SQS event source mappings (``SqsPoller``), and the API on loopback. ``stop()`` undoes all of it, worker processes and environment
 variables included, so tests can start and stop it freely.
 
 Like Lambda's sandboxes, each worker runs one event at a time and belongs to one function: the
@@ -29,6 +29,7 @@ from infra.local_api.lambda_runtime import (
     LocalLambda,
     S3Notifications,
     Schedules,
+    SqsPoller,
 )
 from infra.local_api.server import ApiServer
 from infra.moto_server import MOTO_CREDENTIALS
@@ -51,6 +52,7 @@ class LocalApi:
         parameters: dict[str, str] | None = None,
         integration_timeout_s: float = INTEGRATION_TIMEOUT_S,
         s3_poll_interval_s: float = 1.0,
+        sqs_visibility_timeout_s: float | None = None,
         schedule_interval_s: float = 0.0,
         bootstrap_data: str | Path | None = None,
         default_concurrency: int = DEFAULT_CONCURRENCY,
@@ -74,6 +76,9 @@ class LocalApi:
         self.key_grants: dict[str, KeyGrant] = {}
         self.integration_timeout_s = integration_timeout_s
         self.s3_poll_interval_s = s3_poll_interval_s
+        # Event source mappings receive with the queue's visibility timeout unless this overrides it
+        # (tests: a failed or killed chunk comes back in seconds, not minutes).
+        self.sqs_visibility_timeout_s = sqs_visibility_timeout_s
         self.schedule_interval_s = schedule_interval_s  # 0: scheduled functions run only when invoked
         self.bootstrap_data = Path(bootstrap_data) if bootstrap_data else None
         self.default_concurrency = default_concurrency
@@ -142,6 +147,9 @@ class LocalApi:
         self.notifications = S3Notifications(self.runtime, self.s3_poll_interval_s)
         self.notifications.start()
         self._started.append(self.notifications.stop)
+        self.sqs = SqsPoller(self.runtime, visibility_timeout_s=self.sqs_visibility_timeout_s)
+        self.sqs.start()
+        self._started.append(self.sqs.stop)
         self.schedules = Schedules(self.runtime, self.schedule_interval_s)
         self.schedules.start()
         self._started.append(self.schedules.stop)
@@ -227,8 +235,8 @@ def _serve_in_thread(server: LambdaInvokeApi, name: str) -> threading.Thread:
 
 
 def create_storage(template: Template, region: str) -> None:
-    """The template's buckets (versioned, as declared) and tables (key schemas, indexes), where
-    they do not exist yet."""
+    """The template's buckets (versioned, as declared), queues (redrive policies) and tables (key
+    schemas, indexes), where they do not exist yet."""
     s3 = boto3.client("s3", region_name=region)
     for logical_id, name in template.buckets.items():
         try:
@@ -244,6 +252,9 @@ def create_storage(template: Template, region: str) -> None:
         )
         if versioning:
             s3.put_bucket_versioning(Bucket=name, VersioningConfiguration=versioning)
+    sqs = boto3.client("sqs", region_name=region)
+    for arguments in template.queues.values():  # dead-letter queues first
+        sqs.create_queue(**arguments)
     dynamodb = boto3.client("dynamodb", region_name=region)
     for arguments in template.tables.values():
         try:

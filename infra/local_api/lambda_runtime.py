@@ -4,7 +4,7 @@ one event at a time per worker, as in Lambda's sandboxes. API routes, the Lambda
 pools, so functions share no process, module state or environment with each other or with the
 server. This module holds ``LocalLambda`` (the pools and the limits each kind of caller waits
 under), a minimal Lambda Invoke API that boto3 reaches through ``AWS_ENDPOINT_URL_LAMBDA``, an S3
-poller that stands in for bucket notifications, and what a worker needs to run a handler
+poller that stands in for bucket notifications, SQS event source mappings, and what a worker needs to run a handler
 (``load_handler``, ``LambdaContext``).
 
 Function code needs no local mode: ``boto3.client("lambda").invoke(FunctionName=...,
@@ -46,6 +46,7 @@ __all__ = [
     "LambdaInvokeApi",
     "LocalLambda",
     "S3Notifications",
+    "SqsPoller",
     "load_handler",
 ]
 
@@ -144,6 +145,13 @@ def error_payload(error: BaseException) -> dict[str, Any]:
     }
 
 
+def _mapping_concurrency(template: Template, function_id: str) -> int | None:
+    """A function fed by SQS event source mappings runs at most the sum of their
+    ``MaximumConcurrency`` at once (None when none sets one)."""
+    limits = [t.max_concurrency for t in template.sqs_triggers if t.function_id == function_id]
+    return sum(limits) if limits and all(limits) else None
+
+
 class LocalLambda:
     """Runs the template's functions, each in a pool of worker processes of its own.
 
@@ -168,7 +176,9 @@ class LocalLambda:
         self.pools = {
             function_id: SandboxPool(
                 function,
-                function.reserved_concurrency or default_concurrency,
+                function.reserved_concurrency
+                or _mapping_concurrency(template, function_id)
+                or default_concurrency,
                 self._starter(function),
                 keep_warm=1 if function_id in warm else 0,
             )
@@ -217,6 +227,11 @@ class LocalLambda:
         """Lambda's ``RequestResponse``: the result, or ``FunctionError`` / ``FunctionTimeoutError``
         / ``FunctionThrottledError``. A cold start counts against the function's ``Timeout``."""
         return self._run_to_timeout(function_id, payload, wait_s=self.queue_wait_s)
+
+    def invoke_sync_waiting(self, function_id: str, payload: dict) -> Any:
+        """``invoke_sync``, waiting as long as it takes for a free worker (an event source mapping's
+        poller holds its batch until the function has room)."""
+        return self._run_to_timeout(function_id, payload, wait_s=None)
 
     def invoke_async(self, function_id: str, payload: dict) -> None:
         """Lambda's ``InvocationType="Event"``: queued (as long as it takes for a free worker, as
@@ -413,3 +428,88 @@ class S3Notifications:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
+
+
+class SqsPoller:
+    """SQS event source mappings: for each ``SQS`` event of the template, ``MaximumConcurrency``
+    threads (one when unset) that each receive up to ``BatchSize`` messages, invoke the function
+    through its pool with an SQS event and wait for it, as Lambda's pollers do.
+
+    Messages of a successful invocation are deleted, except those it names in
+    ``batchItemFailures`` (with ``ReportBatchItemFailures``); a failed, timed-out or killed
+    invocation deletes none. What is not deleted comes back after the visibility timeout, and the
+    queue's redrive policy (moto implements it on receive) moves a message received
+    ``maxReceiveCount`` times to its dead-letter queue."""
+
+    def __init__(self, runtime: LocalLambda, *, visibility_timeout_s: float | None = None, wait_s: int = 1):
+        self.runtime = runtime
+        self.visibility_timeout_s = visibility_timeout_s
+        self.wait_s = wait_s
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.invocations = 0
+
+    def start(self) -> None:
+        triggers = self.runtime.template.sqs_triggers
+        if not triggers:
+            return
+        self._client = boto3.client("sqs")
+        for trigger in triggers:
+            url = self._client.get_queue_url(QueueName=trigger.queue)["QueueUrl"]
+            arn = f"arn:aws:sqs:{self.runtime.region}:123456789012:{trigger.queue}"
+            for number in range(trigger.max_concurrency or 1):
+                thread = threading.Thread(
+                    target=self._loop,
+                    args=(trigger, url, arn),
+                    name=f"sqs-{trigger.function_id}-{number}",
+                    daemon=True,
+                )
+                thread.start()
+                self._threads.append(thread)
+
+    def _loop(self, trigger, url: str, arn: str) -> None:
+        while not self._stop.is_set():
+            try:
+                self._poll_once(trigger, url, arn)
+            except Exception:  # a failed poll is retried; the server keeps serving
+                if not self._stop.is_set():
+                    logger.exception("polling SQS for %s failed", trigger.function_id)
+                    self._stop.wait(1.0)
+
+    def _poll_once(self, trigger, url: str, arn: str) -> None:
+        options: dict[str, Any] = {}
+        if self.visibility_timeout_s is not None:
+            options["VisibilityTimeout"] = max(0, round(self.visibility_timeout_s))
+        messages = self._client.receive_message(
+            QueueUrl=url,
+            MaxNumberOfMessages=min(trigger.batch_size, 10),
+            WaitTimeSeconds=self.wait_s,
+            AttributeNames=["All"],
+            MessageAttributeNames=["All"],
+            **options,
+        ).get("Messages", [])
+        if not messages or self._stop.is_set():
+            return
+        event = events.sqs_event(messages, queue_arn=arn, region=self.runtime.region)
+        self.invocations += 1
+        try:
+            result = self.runtime.invoke_sync_waiting(trigger.function_id, event)
+        except (FunctionError, FunctionTimeoutError, FunctionThrottledError):
+            return  # every message comes back after its visibility timeout
+        failed = set()
+        if trigger.report_batch_item_failures and isinstance(result, dict):
+            failed = {item.get("itemIdentifier") for item in result.get("batchItemFailures") or []}
+        done = [m for m in messages if m["MessageId"] not in failed]
+        for start in range(0, len(done), 10):
+            self._client.delete_message_batch(
+                QueueUrl=url,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
+                    for i, m in enumerate(done[start : start + 10])
+                ],
+            )
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=10)

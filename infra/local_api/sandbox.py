@@ -278,6 +278,12 @@ class SandboxPool:
         with self._changed:
             return [sandbox.pid for sandbox in self._all]
 
+    def busy_pids(self) -> list[int]:
+        """Workers running an event now (warm, not idle): what a test kills to crash an invocation."""
+        with self._changed:
+            idle = set(self._idle)
+            return [sandbox.pid for sandbox in self._all if sandbox.ready and sandbox not in idle]
+
     def run(
         self,
         event: Any,

@@ -122,6 +122,7 @@ def test_every_function_that_checks_a_role_may_ask_which_usage_plans_a_key_is_in
         "ModelsFunction",
         "MonitorFunction",
         "ConsoleFunction",
+        "BatchJobsFunction",
     }
     for function_id in checking:
         statements = [

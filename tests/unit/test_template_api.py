@@ -17,6 +17,7 @@ LIMITS = {
     "/predict/batch/POST": (10, 60),
     "/retrain/POST": (10, 3600),
     "/training-data/POST": (5, 3600),
+    "/predict/jobs/POST": (10, 3600),
 }
 
 

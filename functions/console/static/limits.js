@@ -42,6 +42,16 @@ export const LIMITS = Object.freeze({
         "figure": "10 a second",
         "rate": 10.0
       },
+      "GET /predict/jobs": {
+        "burst": 20,
+        "figure": "10 a second",
+        "rate": 10.0
+      },
+      "GET /predict/jobs/{job_id}": {
+        "burst": 20,
+        "figure": "10 a second",
+        "rate": 10.0
+      },
       "GET /predictions": {
         "burst": 20,
         "figure": "10 a second",
@@ -87,6 +97,11 @@ export const LIMITS = Object.freeze({
         "figure": "10 a minute",
         "rate": 0.1333
       },
+      "POST /predict/jobs": {
+        "burst": 2,
+        "figure": "10 an hour",
+        "rate": 0.0022
+      },
       "POST /predictions/{prediction_id}/feedback": {
         "burst": 20,
         "figure": "10 a second",
@@ -115,6 +130,16 @@ export const LIMITS = Object.freeze({
         "rate": 20.0
       },
       "GET /monitoring": {
+        "burst": 40,
+        "figure": "20 a second",
+        "rate": 20.0
+      },
+      "GET /predict/jobs": {
+        "burst": 40,
+        "figure": "20 a second",
+        "rate": 20.0
+      },
+      "GET /predict/jobs/{job_id}": {
         "burst": 40,
         "figure": "20 a second",
         "rate": 20.0
@@ -163,6 +188,11 @@ export const LIMITS = Object.freeze({
         "burst": 5,
         "figure": "30 a minute",
         "rate": 0.4166
+      },
+      "POST /predict/jobs": {
+        "burst": 5,
+        "figure": "30 an hour",
+        "rate": 0.0069
       },
       "POST /predictions/{prediction_id}/feedback": {
         "burst": 40,

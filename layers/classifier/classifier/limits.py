@@ -27,3 +27,17 @@ MAX_ZIP_ENTRIES = 60_000  # files in one zip: CIFAR-10's 50,000 training images 
 MAX_ZIP_UNCOMPRESSED_BYTES = 2 * 1024 * 1024 * 1024  # sum of the entries' declared sizes
 MAX_ZIP_COMPRESSION_RATIO = 100  # uncompressed / compressed per entry; images barely compress
 PRESIGNED_UPLOAD_SECONDS = 3600  # how long a presigned upload stays valid
+
+# Batch jobs (POST /predict/jobs): one zip of images, or an operator's S3 prefix, classified offline.
+MAX_JOB_IMAGES = 100_000  # images in one job
+MAX_JOB_ZIP_BYTES = 2 * 1024 * 1024 * 1024  # the job's zip (enforced by the presigned POST policy)
+MAX_JOB_UNCOMPRESSED_BYTES = (
+    4 * 1024 * 1024 * 1024
+)  # sum of the entries' declared sizes (images barely compress)
+MAX_JOB_NAME_CHARS = 128  # a job's optional ``name``
+MAX_JOB_ENTRY_NAME_CHARS = 1024  # an entry's path in the zip; a longer one is refused for that line only
+DEFAULT_JOB_CHUNK_IMAGES = 250  # entries per queue message (BatchJobChunkImages in template.yaml)
+MAX_JOB_CHUNK_MESSAGE_BYTES = 200 * 1024  # a chunk's message stays under SQS's 256 KiB
+MAX_JOB_READ_BYTES = 64 * 1024 * 1024  # one ranged read of consecutive zip entries; larger spans are split
+JOB_MODEL_BATCH = 64  # images per model call inside a chunk
+JOB_RESULT_LINK_SECONDS = 3600  # how long the presigned links to a job's results stay valid

@@ -42,6 +42,12 @@ class Metric(StrEnum):
     WINDOW_MEAN_CONFIDENCE = "WindowMeanConfidence"
     WINDOW_LOW_CONFIDENCE_SHARE = "WindowLowConfidenceShare"
     WINDOW_FEEDBACK_ACCURACY = "WindowFeedbackAccuracy"
+    # batch jobs (service only)
+    BATCH_JOBS_STARTED = "BatchJobsStarted"
+    BATCH_JOBS_SUCCEEDED = "BatchJobsSucceeded"
+    BATCH_JOBS_FAILED = "BatchJobsFailed"
+    BATCH_JOB_IMAGES = "BatchJobImages"
+    BATCH_JOB_CHUNKS_FAILED = "BatchJobChunksFailed"
 
 
 MODEL_VERSION = "ModelVersion"  # dimension: the version that served

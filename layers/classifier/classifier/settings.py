@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 
+from classifier.limits import DEFAULT_JOB_CHUNK_IMAGES
 
 DEFAULT_MODEL_REFRESH_SECONDS = 60.0
 # The monitor's defaults (classifier.drift says why these figures); stdlib only here: the layer's
@@ -40,6 +41,10 @@ class Settings:
     dynamodb_read_timeout_seconds: float = 2.0  # DYNAMODB_READ_TIMEOUT_SECONDS (classifier.aws.clients)
     # KEEP_MODEL_INPUTS: keep each prediction's 32x32 model input (a PNG) in its record; "true" or "false"
     keep_model_inputs: bool = True
+    batch_jobs_table: str = ""  # BATCH_JOBS_TABLE: batch jobs (POST /predict/jobs)
+    batch_job_queue_url: str = ""  # BATCH_JOB_QUEUE_URL: the queue of a job's chunks
+    batch_job_split_function: str = ""  # BATCH_JOB_SPLIT_FUNCTION: invoked for a job from an S3 prefix
+    batch_job_chunk_images: int = DEFAULT_JOB_CHUNK_IMAGES  # BATCH_JOB_CHUNK_IMAGES: entries per chunk
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> "Settings":
@@ -72,6 +77,12 @@ class Settings:
             monitor_window_hours=_number(environ, "MONITOR_WINDOW_HOURS", 1.0),
             dynamodb_read_timeout_seconds=_number(environ, "DYNAMODB_READ_TIMEOUT_SECONDS", 2.0),
             keep_model_inputs=keep != "false",
+            batch_jobs_table=environ.get("BATCH_JOBS_TABLE", ""),
+            batch_job_queue_url=environ.get("BATCH_JOB_QUEUE_URL", ""),
+            batch_job_split_function=environ.get("BATCH_JOB_SPLIT_FUNCTION", ""),
+            batch_job_chunk_images=max(
+                1, int(_number(environ, "BATCH_JOB_CHUNK_IMAGES", DEFAULT_JOB_CHUNK_IMAGES))
+            ),
         )
 
 

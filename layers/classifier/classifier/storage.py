@@ -104,3 +104,32 @@ BASE_TEST_NAME = "cifar10-test.zip"
 
 def base_dataset_uri(bucket: str, name: str) -> str:
     return f"s3://{bucket}/{dataset_key(name)}"
+
+
+# Batch jobs: batch-jobs/<job_id>/upload.zip (the client's zip), parts/<chunk:06d>.jsonl (one per
+# chunk: a redelivered chunk overwrites its own), results.jsonl, results.csv, summary.json.
+BATCH_JOBS_PREFIX = "batch-jobs/"
+BATCH_JOB_UPLOAD_NAME = "upload.zip"
+
+
+def batch_job_key(job_id: str, name: str) -> str:
+    return f"{BATCH_JOBS_PREFIX}{_segment(job_id, 'job id')}/{_segment(name, 'file name')}"
+
+
+def batch_job_part_key(job_id: str, chunk: int) -> str:
+    if chunk < 0:
+        raise ValueError(f"Not a chunk number: {chunk}.")
+    return f"{BATCH_JOBS_PREFIX}{_segment(job_id, 'job id')}/parts/{chunk:06d}.jsonl"
+
+
+def batch_job_of_upload(key: str) -> str | None:
+    """The job id of a ``batch-jobs/<id>/upload.zip`` key, else None."""
+    parts = key.split("/")
+    if (
+        len(parts) == 3
+        and f"{parts[0]}/" == BATCH_JOBS_PREFIX
+        and parts[2] == BATCH_JOB_UPLOAD_NAME
+        and parts[1]
+    ):
+        return parts[1]
+    return None

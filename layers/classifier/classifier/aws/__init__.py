@@ -19,8 +19,10 @@ from classifier.aws.clients import (
     table,
     upload_file,
 )
+from classifier.aws.ranged import S3RangeReader
 
 __all__ = [
+    "S3RangeReader",
     "SERVICES",
     "TRACED_LIBRARIES",
     "client",

@@ -27,8 +27,8 @@ from classifier.settings import get_settings
 # The AWS services the functions call: the only botocore models the layer ships. "apigateway" answers
 # which usage plans a caller's key is in (its role, classifier.api.callers). "xray" is the X-Ray
 # SDK's sampling poller, which Lambda does not start (the trace header decides); it is kept so that
-# tracing can never fail on a missing model.
-SERVICES = ("apigateway", "dynamodb", "lambda", "s3", "xray")
+# tracing can never fail on a missing model. "sqs": batch jobs send their chunks to a queue.
+SERVICES = ("apigateway", "dynamodb", "lambda", "s3", "sqs", "xray")
 # What Powertools' Tracer patches for X-Ray: every AWS call goes through botocore. Its default patches
 # every library X-Ray knows (http.client, sqlite3, requests, ...), importing them on a cold start.
 TRACED_LIBRARIES = ("botocore",)

@@ -74,7 +74,7 @@ UPLOAD_MARKER = "upload"
 FEEDBACK_MARKER_PREFIX = "feedback-"
 # What zipfile raises for a damaged archive or entry (bad CRC or header, corrupt compressed data, an
 # unknown compression method, undecodable names), besides BadZipFile.
-_DAMAGED_ZIP_ERRORS = (
+DAMAGED_ZIP_ERRORS = (
     zipfile.BadZipFile,
     zlib.error,
     lzma.LZMAError,
@@ -335,7 +335,7 @@ def ingest_zip(s3, bucket: str, archive: BinaryIO, size: int, *, upload_id: str 
         raise UploadRefusedError(f"The upload is over {MAX_UPLOAD_ZIP_BYTES:,} bytes.")
     try:
         handle = zipfile.ZipFile(archive)
-    except _DAMAGED_ZIP_ERRORS as error:
+    except DAMAGED_ZIP_ERRORS as error:
         raise UploadRefusedError("The upload is not a zip archive.") from error
     with handle:
         # Not ZipInfo.is_dir(): it raises IndexError on an entry with an empty name.
@@ -364,7 +364,7 @@ def _ingest_entry(
     s3, bucket: str, handle: zipfile.ZipFile, info: zipfile.ZipInfo, upload: _UploadRun | None
 ) -> ItemResult:
     name = info.filename
-    reason = _entry_problem(info)
+    reason = entry_problem(info)
     if reason is None:
         try:
             label = class_of(name)
@@ -374,19 +374,27 @@ def _ingest_entry(
         try:
             with handle.open(info) as entry:
                 data = entry.read(MAX_IMAGE_BYTES + 1)  # never trust the declared size
-        except _DAMAGED_ZIP_ERRORS as error:
+        except DAMAGED_ZIP_ERRORS as error:
             reason = f"the entry is damaged: {error}"
     if reason is None:
-        if len(data) > MAX_IMAGE_BYTES:
-            reason = f"over the {MAX_IMAGE_BYTES:,}-byte image limit"
-        elif data.startswith(ARCHIVE_MAGIC):
-            reason = "nested archives are not accepted"
+        reason = content_problem(data)
     if reason is not None:
         return ItemResult(name, "rejected", reason=reason)
     return store_image(s3, bucket, label, name, data, upload=upload)
 
 
-def _entry_problem(info: zipfile.ZipInfo) -> str | None:
+def content_problem(data: bytes) -> str | None:
+    """Why an entry's bytes, read with at most ``MAX_IMAGE_BYTES + 1``, are refused, or None."""
+    if len(data) > MAX_IMAGE_BYTES:
+        return f"over the {MAX_IMAGE_BYTES:,}-byte image limit"
+    if data.startswith(ARCHIVE_MAGIC):
+        return "nested archives are not accepted"
+    return None
+
+
+def entry_problem(info: zipfile.ZipInfo) -> str | None:
+    """Why a zip entry is refused from its central-directory record alone (path traversal,
+    encryption, nested archives, sizes, zip bombs), or None. Batch jobs apply the same rules."""
     name = info.filename
     path = PurePosixPath(name)
     if name.startswith(("/", "\\")) or "\\" in name or ".." in path.parts or ":" in (path.parts or ("",))[0]:

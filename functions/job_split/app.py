@@ -1,0 +1,54 @@
+"""A batch job's zip landing under ``batch-jobs/<id>/upload.zip`` (S3 "Object Created", delivered
+by EventBridge in AWS, by the local API's S3 poller in ``make serve``), or ``{"job_id": ...}`` from
+the jobs API for a job from an S3 prefix: its entries are checked and sent to the queue in chunks."""
+
+from classifier.coldstart import gc_paused
+
+with gc_paused():  # the cold start's imports, without the collector: see classifier.coldstart
+    from aws_lambda_powertools import Logger, Metrics, Tracer
+    from aws_lambda_powertools.metrics import MetricUnit
+    from aws_lambda_powertools.utilities.data_classes import S3Event
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+    from classifier import storage
+    from classifier.api import batch_jobs
+    from classifier.aws import TRACED_LIBRARIES, client, s3, table
+    from classifier.metrics import Metric
+    from classifier.settings import get_settings
+
+logger = Logger()
+tracer = Tracer(patch_modules=TRACED_LIBRARIES)
+metrics = Metrics()
+
+
+def jobs_of(event: dict) -> list[str]:
+    """The job ids an event names: an EventBridge S3 event, an S3 notification or a direct invoke."""
+    if "job_id" in event:
+        return [str(event["job_id"])]
+    if event.get("source") == "aws.s3":
+        keys = [event["detail"]["object"]["key"]]
+    else:
+        keys = [record.s3.get_object.key for record in S3Event(event).records]
+    return [job_id for job_id in map(storage.batch_job_of_upload, keys) if job_id]
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict, context: LambdaContext) -> list[dict]:
+    settings = get_settings()
+    outcomes = []
+    for job_id in jobs_of(event):
+        outcome = batch_jobs.split_job(
+            table(settings.batch_jobs_table),
+            s3(),
+            client("sqs"),
+            settings.batch_job_queue_url,
+            job_id,
+            chunk_images=settings.batch_job_chunk_images,
+        )
+        logger.info("Batch job split", extra=outcome)
+        if outcome["status"] == batch_jobs.FAILED:
+            metrics.add_metric(name=Metric.BATCH_JOBS_FAILED, unit=MetricUnit.Count, value=1)
+        outcomes.append(outcome)
+    return outcomes
