@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from infra.local_api import LocalApi
+from tests.conftest import REPO, sample_zip
 
 FIXTURES = Path(__file__).parent / "fixtures"
 CURL_BOUNDARY = "------------------------d74496d66958873e"  # curl's form: 24 dashes, 16 hex digits
@@ -44,6 +45,27 @@ def wait_for(check: Callable[[], object], timeout_s: float = 15.0, interval_s: f
             return answer
         time.sleep(interval_s)
     raise AssertionError(f"nothing after {timeout_s} s")
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    with pytest.MonkeyPatch.context() as patch:
+        yield patch
+
+
+@pytest.fixture(scope="module")
+def from_repo(monkeypatch_module):
+    """Worker processes import the package and the handlers as the tests do, from the repository."""
+    monkeypatch_module.setenv("PYTHONPATH", f"{REPO / 'layers' / 'classifier'}:{REPO}")
+    monkeypatch_module.chdir(REPO)
+
+
+def base_datasets(folder: Path, test_zip: Path, *, test_every: int = 10) -> Path:
+    """``folder`` holding a small base training set (100 images) and test set (one image in
+    ``test_every``), for ``LocalApi(bootstrap_data=...)``: retraining works, and quickly."""
+    (folder / "cifar10-train.zip").write_bytes(sample_zip(test_zip, every=50, offset=7))
+    (folder / "cifar10-test.zip").write_bytes(sample_zip(test_zip, every=test_every, offset=3))
+    return folder
 
 
 @pytest.fixture(scope="module")

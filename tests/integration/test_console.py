@@ -18,6 +18,7 @@ from playwright import sync_api as playwright_api  # requirements/dev.txt: a mis
 
 from tests.conftest import REPO, sample_zip
 from tests.integration.browser import CHROMIUM_FLAGS, find_browser
+from tests.integration.conftest import base_datasets
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -32,12 +33,8 @@ XSS_NAME = "<img src=x onerror=alert(1)>.png"
 
 
 @pytest.fixture(scope="module")
-def api(start_local_api, test_zip, tmp_path_factory, monkeypatch_module):
-    data = tmp_path_factory.mktemp("base")
-    (data / "cifar10-train.zip").write_bytes(sample_zip(test_zip, every=50, offset=7))  # 100 images
-    (data / "cifar10-test.zip").write_bytes(sample_zip(test_zip, every=10, offset=3))  # 500 images
-    monkeypatch_module.setenv("PYTHONPATH", f"{REPO / 'layers' / 'classifier'}:{REPO}")  # worker processes
-    monkeypatch_module.chdir(REPO)
+def api(start_local_api, test_zip, tmp_path_factory, from_repo):
+    data = base_datasets(tmp_path_factory.mktemp("base"), test_zip)  # 500 test images
     return start_local_api(
         REPO / "template.yaml",
         operator_api_key=OPERATOR,
@@ -47,12 +44,6 @@ def api(start_local_api, test_zip, tmp_path_factory, monkeypatch_module):
         bootstrap_data=data,
         s3_poll_interval_s=0.3,
     )
-
-
-@pytest.fixture(scope="module")
-def monkeypatch_module():
-    with pytest.MonkeyPatch.context() as patch:
-        yield patch
 
 
 @pytest.fixture(scope="module")

@@ -13,20 +13,16 @@ import requests
 from PIL import Image
 
 from classifier.labels import LABELS
-from tests.conftest import REPO, sample_zip
-from tests.integration.conftest import wait_for
+from tests.conftest import REPO
+from tests.integration.conftest import base_datasets, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 OPERATOR, CLIENT = "feedback-operator", "feedback-client"
 
 
 @pytest.fixture(scope="module")
-def api(start_local_api, test_zip, tmp_path_factory, monkeypatch_module):
-    data = tmp_path_factory.mktemp("base")
-    (data / "cifar10-train.zip").write_bytes(sample_zip(test_zip, every=50, offset=7))  # 100 images
-    (data / "cifar10-test.zip").write_bytes(sample_zip(test_zip, every=40, offset=3))  # 250 images
-    monkeypatch_module.setenv("PYTHONPATH", f"{REPO / 'layers' / 'classifier'}:{REPO}")  # worker processes
-    monkeypatch_module.chdir(REPO)
+def api(start_local_api, test_zip, tmp_path_factory, from_repo):
+    data = base_datasets(tmp_path_factory.mktemp("base"), test_zip, test_every=40)  # 250 test images
     return start_local_api(
         REPO / "template.yaml",
         operator_api_key=OPERATOR,
@@ -35,12 +31,6 @@ def api(start_local_api, test_zip, tmp_path_factory, monkeypatch_module):
         bootstrap_data=data,
         s3_poll_interval_s=0.3,
     )
-
-
-@pytest.fixture(scope="module")
-def monkeypatch_module():
-    with pytest.MonkeyPatch.context() as patch:
-        yield patch
 
 
 def call(api, method, path, key=OPERATOR, **kwargs):

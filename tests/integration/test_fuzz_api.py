@@ -97,9 +97,7 @@ STATS: collections.Counter = collections.Counter()  # (operation label, role, st
 
 
 @pytest.fixture(scope="module")
-def api(start_local_api, tmp_path_factory, monkeypatch_module):
-    monkeypatch_module.setenv("PYTHONPATH", f"{REPO / 'layers' / 'classifier'}:{REPO}")  # worker processes
-    monkeypatch_module.chdir(REPO)
+def api(start_local_api, tmp_path_factory, from_repo):
     # An empty folder: the baseline model in the registry and current, and no base datasets
     # (nothing here trains).
     started = start_local_api(
@@ -114,12 +112,6 @@ def api(start_local_api, tmp_path_factory, monkeypatch_module):
     jobs = Table(boto3.client("dynamodb"), started.template.physical_name("JobsTable"))
     create_job(jobs, {"mode": "finetune"})  # holds the lock: every valid POST /retrain is 409
     return started
-
-
-@pytest.fixture(scope="module")
-def monkeypatch_module():
-    with pytest.MonkeyPatch.context() as patch:
-        yield patch
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from tests.conftest import REPO, sample_zip
-from tests.integration.conftest import wait_for
+from tests.integration.conftest import base_datasets, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 KEYS = [f"operator-{i}" for i in range(20)]  # each key has its own token buckets (training data: burst 1)
@@ -19,12 +19,8 @@ CLIENTS = [f"client-{i}" for i in range(12)]
 
 
 @pytest.fixture(scope="module")
-def api(start_local_api, test_zip, tmp_path_factory, monkeypatch_module):
-    data = tmp_path_factory.mktemp("base")
-    (data / "cifar10-train.zip").write_bytes(sample_zip(test_zip, every=50, offset=7))  # 100 images
-    (data / "cifar10-test.zip").write_bytes(sample_zip(test_zip, every=10, offset=3))  # 500 images
-    monkeypatch_module.setenv("PYTHONPATH", f"{REPO / 'layers' / 'classifier'}:{REPO}")  # worker processes
-    monkeypatch_module.chdir(REPO)
+def api(start_local_api, test_zip, tmp_path_factory, from_repo):
+    data = base_datasets(tmp_path_factory.mktemp("base"), test_zip)  # 500 test images
     return start_local_api(
         REPO / "template.yaml",
         operator_api_key=KEYS[0],
@@ -35,12 +31,6 @@ def api(start_local_api, test_zip, tmp_path_factory, monkeypatch_module):
         bootstrap_data=data,
         s3_poll_interval_s=0.3,
     )
-
-
-@pytest.fixture(scope="module")
-def monkeypatch_module():
-    with pytest.MonkeyPatch.context() as patch:
-        yield patch
 
 
 def call(api, method, path, key=KEYS[0], **kwargs):

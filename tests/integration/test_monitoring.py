@@ -19,8 +19,7 @@ CLIENT = "monitor-client-key"
 
 
 @pytest.fixture(scope="module")
-def api(start_local_api, monkeypatch_module):
-    monkeypatch_module.setenv("PYTHONPATH", f"{REPO / 'layers' / 'classifier'}:{REPO}")  # worker processes
+def api(start_local_api, from_repo):
     api = start_local_api(
         REPO / "template.yaml",
         api_key=CLIENT,
@@ -34,12 +33,6 @@ def api(start_local_api, monkeypatch_module):
         for item in table.scan(ProjectionExpression="id")["Items"]:
             batch.delete_item(Key={"id": item["id"]})
     return api
-
-
-@pytest.fixture(scope="module")
-def monkeypatch_module():
-    with pytest.MonkeyPatch.context() as patch:
-        yield patch
 
 
 def images(test_zip, classes, first, last) -> list[tuple[str, bytes]]:

@@ -94,3 +94,10 @@ def test_every_subpackage_declares_what_it_offers():
         package = importlib.import_module(f"classifier.{name}")
         missing = [n for n in names if not (PACKAGE / name / f"{n}.py").is_file() and not hasattr(package, n)]
         assert not missing, f"classifier.{name}.__all__ names what it does not hold: {missing}"
+
+
+def test_every_test_module_has_a_basename_of_its_own():
+    # pytest imports test modules by basename (rootdir mode, no packages): a second tests/*/test_x.py
+    # stops the whole run at collection
+    names = [path.name for path in (REPO / "tests").rglob("test_*.py")]
+    assert sorted(set(names)) == sorted(names), sorted(n for n in set(names) if names.count(n) > 1)
