@@ -29,6 +29,7 @@ from classifier.errors import (
 )
 from classifier.limits import MAX_JSON_DEPTH, MAX_PAYLOAD_BYTES
 
+_MALFORMED_HEADER_ERRORS = (IndexError, KeyError, ValueError, TypeError, AttributeError)
 _DATA_URL = re.compile(r"^data:[^,;]*(;[^,;=]+=[^,;]*)*;base64,", re.IGNORECASE)
 
 
@@ -66,20 +67,25 @@ def is_json(kind: str) -> bool:
 def parse_multipart(body: bytes, content_type: str) -> list[FormPart]:
     """The form-data parts of a ``multipart/form-data`` body, in order."""
     head = f"Content-Type: {content_type}\r\nMIME-Version: 1.0\r\n\r\n".encode("latin-1", "replace")
-    message = BytesParser(policy=policy.HTTP).parsebytes(head + body)
-    if not message.is_multipart():
-        raise RequestShapeError(
-            "The multipart/form-data body has no parts (is the boundary parameter missing?)."
-        )
-    parts = [
-        FormPart(
-            field=part.get_param("name", header="content-disposition"),
-            filename=part.get_filename(),
-            data=part.get_payload(decode=True) or b"",
-        )
-        for part in message.iter_parts()
-        if part.get_content_disposition() == "form-data"
-    ]
+    try:
+        message = BytesParser(policy=policy.HTTP).parsebytes(head + body)
+        if not message.is_multipart():
+            raise RequestShapeError(
+                "The multipart/form-data body has no parts (is the boundary parameter missing?)."
+            )
+        parts = [
+            FormPart(
+                field=part.get_param("name", header="content-disposition"),
+                filename=part.get_filename(),
+                data=part.get_payload(decode=True) or b"",
+            )
+            for part in message.iter_parts()
+            if part.get_content_disposition() == "form-data"
+        ]
+    except _MALFORMED_HEADER_ERRORS as error:
+        # the standard library's header parser fails this way on some malformed parameter lists
+        # (CPython's email._header_value_parser raises IndexError on a few); still the caller's input
+        raise RequestShapeError(f"The multipart/form-data headers cannot be parsed: {error}") from error
     if not parts:
         raise RequestShapeError(
             "The multipart/form-data body has no form-data parts (does the boundary match?)."
