@@ -177,3 +177,10 @@ def test_deeply_nested_json_is_invalid_json_not_a_crash(depth, opening, closing)
 def test_json_at_the_depth_limit_is_accepted():
     body = ("[" * MAX_JSON_DEPTH + "]" * MAX_JSON_DEPTH).encode()
     assert payloads.parse_json(body) is not None
+
+
+@pytest.mark.parametrize("content_type", ["multipart/form-data;0*", "multipart/form-data; boundary=x;0*"])
+def test_a_multipart_header_the_standard_library_cannot_parse_is_a_bad_request(content_type):
+    # CPython's email header parser raises IndexError on a parameter named "0*"; the caller sent it
+    with pytest.raises(RequestShapeError, match="cannot be parsed"):
+        payloads.parse_multipart(b"--x\r\n\r\n--x--\r\n", content_type)
