@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass
 from email import policy
 from email.parser import BytesParser
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from classifier.errors import (
@@ -156,3 +157,25 @@ def _depth(document: Any) -> int:
             return level
         stack.extend((child, level + 1) for child in children)
     return deepest
+
+
+def encode_cursor(key: Mapping[str, Any]) -> str:
+    """A DynamoDB page's ``LastEvaluatedKey`` (string attributes) as an opaque URL-safe cursor."""
+    raw = json.dumps({name: key[name] for name in sorted(key)}, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, key_sets: Collection[frozenset[str]]) -> dict[str, str]:
+    """A cursor from :func:`encode_cursor` back into the key, whose attribute names must be one of
+    ``key_sets`` (the table's key with one index's); anything else is 400 ``invalid_parameter``."""
+    try:
+        key = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (binascii.Error, ValueError, RecursionError) as error:
+        raise InvalidParameterError("The cursor is not one this API returned.") from error
+    if (
+        not isinstance(key, dict)
+        or set(key) not in key_sets
+        or not all(isinstance(v, str) for v in key.values())
+    ):
+        raise InvalidParameterError("The cursor is not one this API returned.")
+    return key

@@ -27,8 +27,6 @@ A job's predictions are not written to the predictions table one by one: the job
 results in S3 are the record.
 """
 
-import base64
-import binascii
 import concurrent.futures
 import csv
 import io
@@ -72,6 +70,7 @@ from classifier.limits import (
     MAX_JOB_ZIP_BYTES,
     PRESIGNED_UPLOAD_SECONDS,
 )
+from classifier.payloads import decode_cursor, encode_cursor
 from classifier.mlops.training_data import DAMAGED_ZIP_ERRORS, content_problem, entry_problem
 
 WAITING = "waiting_for_upload"
@@ -196,7 +195,7 @@ def list_jobs(table: Any, s3: Any, bucket: str, *, owner: str, limit: int, curso
         "Limit": limit,
     }
     if cursor:
-        start = _decode_cursor(cursor)
+        start = decode_cursor(cursor, (_CURSOR_KEYS,))
         if start.get("owner") != owner:  # a cursor of another caller's listing would leak
             raise InvalidParameterError("The cursor is not one this API returned for this listing.")
         query["ExclusiveStartKey"] = start
@@ -204,28 +203,8 @@ def list_jobs(table: Any, s3: Any, bucket: str, *, owner: str, limit: int, curso
     last = page.get("LastEvaluatedKey")
     return {
         "items": [job_view(item, s3, bucket, links=False) for item in page.get("Items", [])],
-        "next_cursor": _encode_cursor(last) if last else None,
+        "next_cursor": encode_cursor(last) if last else None,
     }
-
-
-def _encode_cursor(key: dict) -> str:
-    raw = json.dumps({name: key[name] for name in sorted(key)}, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> dict:
-    """A page's LastEvaluatedKey back (the table's key and the owner index's), or 400."""
-    try:
-        key = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except (binascii.Error, ValueError, RecursionError) as error:
-        raise InvalidParameterError("The cursor is not one this API returned.") from error
-    if (
-        not isinstance(key, dict)
-        or set(key) != _CURSOR_KEYS
-        or not all(isinstance(v, str) for v in key.values())
-    ):
-        raise InvalidParameterError("The cursor is not one this API returned.")
-    return key
 
 
 def _seconds(timestamp: str) -> float:

@@ -21,8 +21,6 @@ onto the record conditionally (:func:`write_feedback`).
 """
 
 import base64
-import binascii
-import json
 import logging
 import time
 import uuid
@@ -32,6 +30,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from classifier import payloads
 from classifier.aws.codec import from_dynamo, to_dynamo, to_json
 from classifier.aws.dynamodb import UnprocessedItemsError
 from classifier.errors import (
@@ -41,6 +40,7 @@ from classifier.errors import (
     ResourceNotFoundError,
 )
 from classifier.labels import LABELS
+from classifier.payloads import encode_cursor
 
 logger = logging.getLogger(__name__)
 
@@ -304,20 +304,6 @@ def list_records(
     }
 
 
-def encode_cursor(key: Mapping[str, Any]) -> str:
-    raw = json.dumps({name: key[name] for name in sorted(key)}, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
 def decode_cursor(cursor: str) -> dict[str, str]:
-    try:
-        key = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except (binascii.Error, ValueError, RecursionError) as error:
-        raise InvalidParameterError("The cursor is not one this API returned.") from error
-    if (
-        not isinstance(key, dict)
-        or set(key) not in _CURSOR_KEYS
-        or not all(isinstance(v, str) for v in key.values())
-    ):
-        raise InvalidParameterError("The cursor is not one this API returned.")
-    return key
+    """A listing cursor back into its key (the table's and the index's), or 400."""
+    return payloads.decode_cursor(cursor, _CURSOR_KEYS)
