@@ -13,7 +13,7 @@ TRAIN_DATA ?= $(CIFAR10_DATA)/cifar10-train.zip
 TEST_DATA ?= $(CIFAR10_DATA)/cifar10-test.zip
 MODEL ?= layers/classifier/classifier/baseline/model.tflite
 
-.PHONY: setup test lint screenshots train export evaluate bench loadtest serve clean
+.PHONY: setup test lint screenshots train export evaluate bench frontier loadtest serve clean
 
 setup: $(VENV)/.installed
 
@@ -79,6 +79,11 @@ evaluate: setup
 
 bench: setup
 	$(BIN)/python -m bench $(FLAGS)
+
+## frontier: accuracy, ECE, latency, size and agreement of every kept model; FLAGS=--candidates also
+## times untrained candidate architectures (float32, dynamic-range, full int8) on one thread
+frontier: setup
+	$(BIN)/python -m bench.frontier $(FLAGS)
 
 ## loadtest: locust, headless, against a local API it starts on loopback (the real template, the shipped
 ## model), bounded by USERS, SECONDS and REQUESTS; a fresh client key every 5 predictions, so the

@@ -41,17 +41,27 @@ def _loader(engine: str):
     return lambda batch: model.predict(batch, batch_size=len(batch), verbose=0)
 
 
+def _latencies_ms(predict, runs: int = LATENCY_RUNS, warmup: int = WARMUP_RUNS) -> np.ndarray:
+    """Milliseconds per call of ``predict`` on one image, after ``warmup`` untimed calls."""
+    single = _images(warmup + runs)
+    latencies = []
+    for i in range(warmup + runs):
+        t = time.perf_counter()
+        predict(single[i : i + 1])
+        latencies.append(time.perf_counter() - t)
+    return np.array(latencies[warmup:]) * 1000
+
+
+def latency_ms(predict) -> float:
+    """The p50 of one image through ``predict``, as the table below measures it."""
+    return float(np.percentile(_latencies_ms(predict), 50))
+
+
 def worker(engine: str, started: float) -> dict:
     predict = _loader(engine)
     predict(_images(1))
     first_prediction = time.time() - started
-    single = _images(WARMUP_RUNS + LATENCY_RUNS)
-    latencies = []
-    for i in range(WARMUP_RUNS + LATENCY_RUNS):
-        t = time.perf_counter()
-        predict(single[i : i + 1])
-        latencies.append(time.perf_counter() - t)
-    latencies = np.array(latencies[WARMUP_RUNS:]) * 1000
+    latencies = _latencies_ms(predict)
     throughput = {}
     for size in BATCH_SIZES:
         batch = _images(size)

@@ -44,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--limit", type=int, help="use a random N of the images (smoke tests)")
     train.add_argument("--policy", default="float32", help="Keras dtype policy, e.g. mixed_bfloat16 on a GPU")
     train.add_argument("--widths", help="comma-separated stem and block widths")
+    train.add_argument("--activation", help="gelu (the default) or relu (has int8 kernels)")
     train.add_argument("--batch-size", type=int)
     train.add_argument("--seed", type=int)
     train.add_argument("--cutout", type=int, help="cutout square side in pixels (0 = off)")
@@ -92,6 +93,7 @@ def _train(args) -> int:
         ("seed", args.seed),
         ("peak_learning_rate", args.peak_lr),
         ("cutout", args.cutout),
+        ("activation", args.activation),
     ):
         if value is not None:
             overrides[field] = value

@@ -5,9 +5,11 @@ per-channel mean and standard deviation, stored in the model; the output is a so
 ``classifier.labels.LABELS`` in order. A caller never scales pixels.
 
 Architecture: an airbench-style VGG net (Jordan, 2024, "94% on CIFAR-10 in 3.29 seconds on a
-single GPU"): a 3x3 stem, then three blocks of conv -> max-pool -> BN -> GELU -> conv -> BN -> GELU,
+single GPU"): a 3x3 stem, then three blocks of conv -> max-pool -> BN -> act -> conv -> BN -> act,
 a global max pool and a linear head whose logits are scaled down (a temperature that speeds
-early training).
+early training). The activation is GELU (the shipped networks) or ReLU: ReLU has int8 kernels
+in LiteRT, so a ReLU network can be quantised to full int8 (``bench.candidates`` measures what
+that buys on one thread).
 """
 
 import keras
@@ -25,26 +27,31 @@ CIFAR10_STD = (62.993, 62.089, 66.705)
 DEFAULT_WIDTHS = (32, 64, 192, 192)
 LOGIT_SCALE = 1 / 9
 BN_MOMENTUM = 0.6
+ACTIVATIONS = ("gelu", "relu")
 
 
 def make_model(
     widths: tuple[int, ...] = DEFAULT_WIDTHS,
     dtype_policy: str | None = None,
     logit_scale: float = LOGIT_SCALE,
+    activation: str = "gelu",
 ) -> keras.Model:
     """Build the classifier. ``dtype_policy`` (e.g. ``"mixed_bfloat16"``) applies to every layer
     but the input cast and the softmax, which stay float32. ``logit_scale`` multiplies the logits
-    before the softmax: ``LOGIT_SCALE`` for training, divided by a fitted temperature at export."""
+    before the softmax: ``LOGIT_SCALE`` for training, divided by a fitted temperature at export.
+    ``activation`` is one of ``ACTIVATIONS``; its layers are named ``<conv>_<activation>``."""
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {ACTIVATIONS}, not {activation!r}")
     policy = dtype_policy or "float32"
     stem, *blocks = widths
     inputs = keras.Input((IMAGE_SIZE, IMAGE_SIZE, CHANNELS), dtype="uint8", name="image")
     x = layers.Normalization(
         mean=CIFAR10_MEAN, variance=[s * s for s in CIFAR10_STD], name="standardise", dtype="float32"
     )(inputs)
-    x = _conv_bn(x, stem, "stem", policy)
+    x = _conv_bn(x, stem, "stem", policy, activation)
     for i, width in enumerate(blocks, start=1):
-        x = _conv_bn(x, width, f"block{i}a", policy, pool=True)
-        x = _conv_bn(x, width, f"block{i}b", policy)
+        x = _conv_bn(x, width, f"block{i}a", policy, activation, pool=True)
+        x = _conv_bn(x, width, f"block{i}b", policy, activation)
     x = layers.GlobalMaxPooling2D(name="pool", dtype=policy)(x)
     x = layers.Dense(NUM_CLASSES, use_bias=False, name="logits", dtype=policy)(x)
     x = layers.Rescaling(logit_scale, name="temperature", dtype=policy)(x)
@@ -52,9 +59,17 @@ def make_model(
     return keras.Model(inputs, outputs, name="cifar10_classifier")
 
 
-def _conv_bn(x, width: int, name: str, policy: str, pool: bool = False):
+def activation_of(model: keras.Model) -> str:
+    """The activation a built network was made with (read from its stem's activation layer)."""
+    for activation in ACTIVATIONS:
+        if any(layer.name == f"stem_{activation}" for layer in model.layers):
+            return activation
+    raise ValueError(f"{model.name} has no stem activation layer named stem_<{'|'.join(ACTIVATIONS)}>")
+
+
+def _conv_bn(x, width: int, name: str, policy: str, activation: str, pool: bool = False):
     x = layers.Conv2D(width, 3, padding="same", use_bias=False, name=f"{name}_conv", dtype=policy)(x)
     if pool:
         x = layers.MaxPooling2D(2, name=f"{name}_pool", dtype=policy)(x)
     x = layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=1e-5, name=f"{name}_bn", dtype=policy)(x)
-    return layers.Activation("gelu", name=f"{name}_gelu", dtype=policy)(x)
+    return layers.Activation(activation, name=f"{name}_{activation}", dtype=policy)(x)

@@ -14,7 +14,7 @@ in a few epochs. That is how the shipped baseline got under its latency budget o
 import keras
 import numpy as np
 
-from classifier.training.network import make_model
+from classifier.training.network import activation_of, make_model
 
 SAMPLE_IMAGES = 2048  # images whose activations rank the channels
 
@@ -38,7 +38,7 @@ def prune_channels(model: keras.Model, widths: tuple[int, ...], images: np.ndarr
         raise ValueError(
             f"Cannot prune widths {original} to {tuple(widths)}: each must be at most the original."
         )
-    pruned = make_model(tuple(widths))
+    pruned = make_model(tuple(widths), activation=activation_of(model))
     # the stem has widths[0] channels; block i's two convs have widths[i]
     targets = [widths[0]] + [w for w in widths[1:] for _ in range(2)]
 
@@ -62,8 +62,9 @@ def prune_channels(model: keras.Model, widths: tuple[int, ...], images: np.ndarr
 
 
 def _mean_activations(model: keras.Model, convs: list[str], images: np.ndarray) -> list[np.ndarray]:
-    """Per conv layer, the mean absolute activation of each channel after BN and GELU."""
-    outputs = [model.get_layer(name.removesuffix("_conv") + "_gelu").output for name in convs]
+    """Per conv layer, the mean absolute activation of each channel after BN and the activation."""
+    suffix = f"_{activation_of(model)}"
+    outputs = [model.get_layer(name.removesuffix("_conv") + suffix).output for name in convs]
     probe = keras.Model(model.input, outputs)
     values = probe.predict(images, batch_size=256, verbose=0)
     return [np.abs(np.asarray(v, dtype=np.float32)).mean(axis=(0, 1, 2)) for v in values]

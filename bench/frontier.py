@@ -1,0 +1,152 @@
+"""The accuracy/latency frontier: every kept model measured the same way on this machine, and the
+single-thread latency of untrained candidate architectures, so the trade-off is in view and not
+just the winner.
+
+    python -m bench.frontier               # the kept models (about 30 s)
+    python -m bench.frontier --candidates  # also the candidate architectures (needs TensorFlow, minutes)
+
+Kept models are the shipped baseline (``classifier.cards.BASELINE_DIR``) and the previous
+baselines in ``models/`` (``infra.bootstrap.PREVIOUS_BASELINES_DIR``), which bootstrap registers so a
+stack can roll back to them. For each: top-1 on the test zip through LiteRT, the lowest class,
+ECE on the held-out half (the half the temperature was not fitted on), one image on one thread
+(p50, after warm-up), the ``.tflite`` size, and the Keras/LiteRT agreement the card measured at
+export.
+
+Candidates are untrained networks of ``classifier.training.network`` exported as float32,
+dynamic-range (int8 weights) and full int8 (weights and activations, calibrated on random
+images): latency depends on the graph, not on the weights, so this is how an architecture is
+measured before anyone spends a GPU on training it.
+"""
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from bench.model import REPO, _cpu, latency_ms
+from infra.bootstrap import kept_models
+
+TEST_DATA = Path(os.environ.get("CIFAR10_DATA", REPO.parent / "shared" / "data")) / "cifar10-test.zip"
+CANDIDATE_WIDTHS = (
+    (32, 64, 192, 192),  # the shipped network
+    (32, 64, 256, 256),  # the first baseline; airbench94's widths bar the 24-channel whitening stem
+    (64, 128, 256, 256),
+    (64, 128, 256, 512),
+    (64, 256, 256, 256),
+    (96, 192, 384, 384),
+)
+CANDIDATE_QUANTIZATIONS = ("float32", "dynamic", "int8")
+
+
+def measure_kept(directory: Path, test) -> dict:
+    from classifier.cards import read_card
+    from classifier.evaluation import expected_calibration_error, metrics, predict_batched
+    from classifier.litert import TFLiteModel
+
+    card = read_card(directory)
+    content = (directory / "model.tflite").read_bytes()
+    probabilities = predict_batched(
+        TFLiteModel(content, num_threads=os.cpu_count() or 1).predict, test.images
+    )
+    figures = metrics(probabilities, test.labels)
+    held_out = np.arange(1, len(test.labels), 2)
+    return {
+        "version": card["version"],
+        "accuracy": figures["accuracy"],
+        "lowest_class": min(figures["per_class"].items(), key=lambda item: item[1]),
+        "ece_held_out": expected_calibration_error(probabilities[held_out], test.labels[held_out]),
+        "p50_ms": latency_ms(TFLiteModel(content, num_threads=1).predict),
+        "megabytes": len(content) / 1e6,
+        "parameters": card.get("parameters"),
+        "keras_agreement": card.get("keras_top1_agreement"),
+    }
+
+
+def multiply_adds(model) -> int:
+    """Multiply-accumulates of one image through the conv and dense layers."""
+    total = 0
+    for layer in model.layers:
+        kind = type(layer).__name__
+        if kind == "Conv2D":
+            height, width, out_channels = layer.output.shape[1:]
+            kh, kw, in_channels, _ = layer.kernel.shape
+            total += height * width * out_channels * kh * kw * in_channels
+        elif kind == "Dense":
+            total += int(np.prod(layer.kernel.shape))
+    return int(total)
+
+
+def measure_candidates() -> list[dict]:
+    from classifier.litert import TFLiteModel
+    from classifier.training.export import to_tflite
+    from classifier.training.network import ACTIVATIONS, make_model
+
+    calibration = np.random.default_rng(1).integers(0, 256, (64, 32, 32, 3), dtype=np.uint8)
+    rows = []
+    for widths in CANDIDATE_WIDTHS:
+        for activation in ACTIVATIONS:
+            model = make_model(widths, activation=activation)
+            row = {
+                "widths": "/".join(map(str, widths)),
+                "activation": activation,
+                "parameters": int(model.count_params()),
+                "mmacs": multiply_adds(model) / 1e6,
+            }
+            for quantization in CANDIDATE_QUANTIZATIONS:
+                content = to_tflite(model, quantization, calibration)
+                row[quantization] = {
+                    "p50_ms": latency_ms(TFLiteModel(content, num_threads=1).predict),
+                    "megabytes": len(content) / 1e6,
+                }
+            rows.append(row)
+            print(_candidate_line(row), flush=True)
+    return rows
+
+
+def _candidate_line(row: dict) -> str:
+    cells = "".join(f" {row[q]['p50_ms']:>8.2f} {row[q]['megabytes']:>6.2f}" for q in CANDIDATE_QUANTIZATIONS)
+    return f"{row['widths']:<16} {row['activation']:<5} {row['parameters'] / 1e6:>6.2f} {row['mmacs']:>6.0f}{cells}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--candidates", action="store_true", help="also time untrained candidate architectures"
+    )
+    parser.add_argument("--data", type=Path, default=TEST_DATA, help="the test zip")
+    parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    args = parser.parse_args(argv)
+    from classifier.datasets import load_dataset
+
+    test = load_dataset(args.data, "test")  # nosec B615  # classifier.datasets, not Hugging Face
+    print(f"\nKept models on {args.data.name} ({len(test)} images); one thread on {_cpu()}")
+    print(
+        f"{'version':<24} {'top-1':>6} {'lowest class':>17} {'ECE':>6} {'p50 ms':>7} {'MB':>5}"
+        f" {'params':>6} {'Keras agree':>11}"
+    )
+    kept = [measure_kept(directory, test) for directory in kept_models()]
+    for row in sorted(kept, key=lambda row: row["p50_ms"]):
+        name, accuracy = row["lowest_class"]
+        agreement = f"{row['keras_agreement']:.2%}" if row["keras_agreement"] is not None else "-"
+        print(
+            f"{row['version']:<24} {row['accuracy']:>6.2%} {f'{name} {accuracy:.1%}':>17}"
+            f" {row['ece_held_out']:>6.3f} {row['p50_ms']:>7.2f} {row['megabytes']:>5.2f}"
+            f" {row['parameters'] / 1e6:>5.2f}M {agreement:>11}"
+        )
+    figures = {"cpu": _cpu(), "kept": kept}
+    if args.candidates:
+        print("\nUntrained candidates, one image on one thread: p50 ms and .tflite MB per quantisation")
+        header = "".join(f" {q:>15}" for q in CANDIDATE_QUANTIZATIONS)
+        print(f"{'widths':<16} {'act':<5} {'params':>6} {'MMACs':>6}{header}")
+        figures["candidates"] = measure_candidates()
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=1, default=str) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

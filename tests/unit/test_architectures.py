@@ -1,0 +1,105 @@
+"""What a new architecture needs to be trained, exported and served: the activation travels with
+the network (through fine-tuning, pruning and export), full-int8 export takes uint8 pixels like
+every other ``.tflite``, a distillation teacher is asked both ways round, and the frontier bench
+counts multiply-adds right."""
+
+import json
+
+import numpy as np
+import pytest
+
+WIDTHS = (8, 16, 16, 16)
+
+
+def _images(count: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (count, 32, 32, 3), dtype=np.uint8)
+
+
+@pytest.mark.parametrize("activation", ["gelu", "relu"])
+def test_the_activation_survives_fine_tuning_pruning_and_the_float32_copy(tmp_path, activation):
+    from classifier.training.network import activation_of, make_model
+    from classifier.training.pruning import prune_channels
+    from classifier.training.trainer import HyperParameters, float32_copy, train
+
+    init = make_model(WIDTHS, activation=activation)
+    assert activation_of(init) == activation
+
+    result = train(
+        _images(64),
+        np.arange(64) % 10,
+        tmp_path,
+        HyperParameters.finetune(epochs=1, batch_size=32),
+        init_model=init,
+    )
+
+    assert result.hyper_parameters.activation == activation
+    assert activation_of(result.model) == activation
+    assert activation_of(float32_copy(result.model, temperature=2.0)) == activation
+    assert activation_of(prune_channels(result.model, (8, 8, 8, 8), _images(16))) == activation
+
+
+def test_an_unknown_activation_is_refused_before_anything_trains():
+    from classifier.training.network import make_model
+    from classifier.training.trainer import HyperParameters
+
+    with pytest.raises(ValueError, match="gelu"):
+        HyperParameters(activation="swish")
+    with pytest.raises(ValueError, match="relu"):
+        make_model(WIDTHS, activation="tanh")
+
+
+def test_a_checkpoint_written_before_activations_were_a_choice_resumes_as_gelu():
+    from classifier.training.trainer import HyperParameters
+
+    stored = HyperParameters().to_json()
+    del stored["activation"]
+
+    assert HyperParameters.from_json(stored).activation == "gelu"
+
+
+def test_full_int8_export_takes_uint8_pixels_and_answers_probabilities():
+    from classifier.litert import TFLiteModel
+    from classifier.training.export import to_tflite
+    from classifier.training.network import make_model
+
+    model = make_model(WIDTHS, activation="relu")
+    with pytest.raises(ValueError, match="representative"):
+        to_tflite(model, "int8")
+
+    lite = TFLiteModel(to_tflite(model, "int8", _images(16, seed=1)))
+    probabilities = lite.predict(_images(4))
+
+    assert probabilities.shape == (4, 10)
+    # int8 outputs come in steps of 1/256: they sum to one within a few steps
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=0.02)
+    with pytest.raises(Exception, match="uint8"):
+        lite.predict(_images(1).astype(np.float32) / 255)  # normalised twice stays impossible
+
+
+def test_the_teacher_is_asked_about_each_image_and_its_mirror_image(tmp_path):
+    from classifier.training.network import make_model
+    from classifier.training.trainer import TEACHER_FILE, teacher_probabilities
+
+    teacher = make_model(WIDTHS)
+    images = _images(12)
+    plain = teacher.predict(images, verbose=0)
+    mirrored = teacher.predict(images[:, :, ::-1], verbose=0)
+
+    soft = teacher_probabilities(teacher, images, tmp_path)
+
+    np.testing.assert_allclose(soft, (plain + mirrored) / 2, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(plain, mirrored)  # the mirror image really is another input
+    np.testing.assert_array_equal(np.load(tmp_path / TEACHER_FILE), soft)  # kept for a resumed run
+
+
+def test_the_frontier_counts_the_shipped_networks_multiply_adds():
+    from bench.frontier import multiply_adds
+    from classifier.cards import BASELINE_DIR
+    from classifier.training.network import DEFAULT_WIDTHS, make_model
+
+    card = json.loads((BASELINE_DIR / "card.json").read_text())
+    model = make_model(DEFAULT_WIDTHS)
+
+    assert model.count_params() == card["parameters"]
+    # stem 32x32x32x27, block1 32x32x64x288 + 16x16x64x576, and so on: 105M, as docs/model.md says
+    assert round(multiply_adds(model) / 1e6) == 105
