@@ -7,6 +7,7 @@ model on test re-encodes. How fast accuracy falls below 75 bounds what 75 costs 
 
     python -m bench.jpeg_quality                      # 3 trainings of --epochs each (resumable)
     python -m bench.jpeg_quality --epochs 2 --limit 5000   # a quick look
+    python -m bench.jpeg_quality --epochs 0           # only the shipped model on re-encodes
 
 Each training checkpoints under ``--runs`` after every epoch, so a killed run started again
 continues. Needs TensorFlow (the training environment).
@@ -60,7 +61,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--epochs", type=int, default=4, help="training epochs per quality (same recipe)")
+    parser.add_argument(
+        "--epochs", type=int, default=4, help="training epochs per quality (same recipe); 0: no training"
+    )
     parser.add_argument("--limit", type=int, help="train on a random N of the training images")
     parser.add_argument(
         "--runs", type=Path, default=REPO / ".runs" / "jpeg-quality", help="checkpoint folder"
@@ -86,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
         accuracy = (predict_batched(shipped.predict, images).argmax(1) == test.labels).mean()
         print(f"  {'as shipped' if quality is None else f'quality {quality}':<12} {accuracy:.2%}", flush=True)
 
+    if not args.epochs:
+        return 0
     hp = HyperParameters(epochs=args.epochs)
     print(
         f"\nTrained from scratch on each quality: {len(train_set)} images, {hp.epochs} epochs, default recipe"
@@ -94,7 +99,15 @@ def main(argv: list[str] | None = None) -> int:
     for quality in QUALITIES:
         name = "as-shipped" if quality is None else f"q{quality}"
         started = time.perf_counter()
-        result = train(reencode(train_set.images, quality), train_set.labels, args.runs / name, hp)
+        result = train(
+            reencode(train_set.images, quality),
+            train_set.labels,
+            args.runs / name,
+            hp,
+            progress=lambda row, name=name: print(
+                f"    {name} epoch {row['epoch']}/{row['epochs']}", flush=True
+            ),
+        )
         probabilities = result.model.predict(reencode(test.images, quality), batch_size=500, verbose=0)
         accuracy = float((probabilities.argmax(1) == test.labels).mean())
         size = (

@@ -126,13 +126,21 @@ def main() -> None:
 
 
 def _cpu() -> str:
+    """The CPU's name, cores and widest vector extension: LiteRT's int8 kernels are several times
+    faster with AVX-512 VNNI than with AVX2 alone, so a latency means little without it."""
+    name, flags = f"{os.cpu_count()} cores", set()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return f"{line.split(':', 1)[1].strip()}, {os.cpu_count()} cores"
+            if line.startswith("model name") and name.endswith("cores"):
+                name = f"{line.split(':', 1)[1].strip()}, {os.cpu_count()} cores"
+            elif line.startswith("flags") and not flags:
+                flags = set(line.split(":", 1)[1].split())
     except OSError:
         pass
-    return f"{os.cpu_count()} cores"
+    for flag, extension in (("avx512_vnni", "AVX-512 VNNI"), ("avx512f", "AVX-512"), ("avx2", "AVX2")):
+        if flag in flags:
+            return f"{name}, {extension}"
+    return name
 
 
 if __name__ == "__main__":

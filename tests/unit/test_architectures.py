@@ -103,3 +103,11 @@ def test_the_frontier_counts_the_shipped_networks_multiply_adds():
     assert model.count_params() == card["parameters"]
     # stem 32x32x32x27, block1 32x32x64x288 + 16x16x64x576, and so on: 105M, as docs/model.md says
     assert round(multiply_adds(model) / 1e6) == 105
+
+
+def test_int8_export_refuses_to_calibrate_without_a_training_set(tmp_path, test_zip):
+    from classifier.training.export import export_model
+
+    with pytest.raises(ValueError, match="training set"):
+        export_model(tmp_path / "missing.keras", tmp_path, test_zip, quantization="int8")
+    assert not any(tmp_path.iterdir())  # refused before writing anything

@@ -54,7 +54,14 @@ def main(argv: list[str] | None = None) -> int:
     export.add_argument("--model", required=True, help="model.keras from train")
     export.add_argument("--out", required=True)
     export.add_argument("--test-data", default=DEFAULT_TEST_DATA)
-    export.add_argument("--quantization", default="dynamic", choices=["dynamic", "float16", "float32"])
+    export.add_argument(
+        "--quantization", default="dynamic", choices=["dynamic", "float16", "float32", "int8"]
+    )
+    export.add_argument(
+        "--calibration-data",
+        default=DEFAULT_TRAIN_DATA,
+        help="int8 only: a training zip whose images fix the activation ranges (never the test set)",
+    )
     export.add_argument("--version", help="model version (default: a UTC timestamp)")
     export.add_argument("--parent", help="parent model version")
 
@@ -149,6 +156,7 @@ def _export(args) -> int:
         quantization=args.quantization,
         version=args.version,
         parent=args.parent,
+        calibration_data=args.calibration_data if args.quantization == "int8" else None,
     )
     print(json.dumps({k: card[k] for k in ("version", "accuracy", "tflite_bytes", "sha256")}, indent=1))
     return 0
