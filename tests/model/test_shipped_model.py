@@ -98,3 +98,20 @@ def test_serving_modules_never_import_tensorflow():
         timeout=120,
     )
     assert result.returncode == 0, result.stderr + result.stdout
+
+
+def test_the_cards_note_on_the_data_format_is_what_the_files_are(test_zip):
+    # libjpeg's standard luminance table scaled to quality 75 (scale 50%), and 4:2:0 sampling
+    import io
+    import zipfile
+
+    from PIL import Image, JpegImagePlugin
+
+    quality_75 = [8, 6, 5, 8, 12, 20, 26, 31]
+    assert "quality 75" in CARD["data_notes"]["format"] and "4:2:0" in CARD["data_notes"]["format"]
+    with zipfile.ZipFile(test_zip) as archive:
+        names = [name for name in archive.namelist() if name.endswith(".jpg")][::500]
+        for name in names:
+            image = Image.open(io.BytesIO(archive.read(name)))
+            assert list(image.quantization[0])[:8] == quality_75, name
+            assert JpegImagePlugin.get_sampling(image) == 2, name  # 2 is 4:2:0

@@ -111,3 +111,14 @@ def test_int8_export_refuses_to_calibrate_without_a_training_set(tmp_path, test_
     with pytest.raises(ValueError, match="training set"):
         export_model(tmp_path / "missing.keras", tmp_path, test_zip, quantization="int8")
     assert not any(tmp_path.iterdir())  # refused before writing anything
+
+
+def test_the_jpeg_bench_reencodes_at_the_quality_asked_and_leaves_none_alone():
+    from bench.jpeg_quality import reencode
+
+    images = _images(6)
+    assert reencode(images, None) is images
+    low, high = reencode(images, 10), reencode(images, 95)
+    assert low.shape == images.shape and low.dtype == np.uint8
+    # a lower quality loses more: its error against the input is larger
+    assert np.abs(low.astype(int) - images).mean() > np.abs(high.astype(int) - images).mean()
