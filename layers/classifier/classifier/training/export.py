@@ -128,7 +128,8 @@ def export_model(
     model = float32_copy(trained, calibration["temperature"])
     representative = None
     if quantization == "int8":
-        representative = load_dataset(calibration_data).sample(INT8_CALIBRATION_IMAGES).images
+        calibration_set = load_dataset(calibration_data)  # nosec B615  # classifier.datasets, not Hugging Face
+        representative = calibration_set.sample(INT8_CALIBRATION_IMAGES).images
     content = to_tflite(model, quantization, representative)
     (out_dir / "model.tflite").write_bytes(content)
     model.save(out_dir / "model.keras")
