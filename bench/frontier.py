@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.model import REPO, _cpu, latency_ms
+from bench.model import REPO, cpu_description, latency_ms
 from infra.bootstrap import kept_models
 
 TEST_DATA = Path(os.environ.get("CIFAR10_DATA", REPO.parent / "shared" / "data")) / "cifar10-test.zip"
@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     from classifier.datasets import load_dataset
 
     test = load_dataset(args.data, "test")  # nosec B615  # classifier.datasets, not Hugging Face
-    print(f"\nKept models on {args.data.name} ({len(test)} images); one thread on {_cpu()}")
+    print(f"\nKept models on {args.data.name} ({len(test)} images); one thread on {cpu_description()}")
     print(
         f"{'version':<24} {'top-1':>6} {'lowest class':>17} {'ECE':>6} {'p50 ms':>7} {'MB':>5}"
         f" {'params':>6} {'Keras agree':>11}"
@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
             f" {row['ece_held_out']:>6.3f} {row['p50_ms']:>7.2f} {row['megabytes']:>5.2f}"
             f" {row['parameters'] / 1e6:>5.2f}M {agreement:>11}"
         )
-    figures = {"cpu": _cpu(), "kept": kept}
+    figures = {"cpu": cpu_description(), "kept": kept}
     if args.candidates:
         print("\nUntrained candidates, one image on one thread: p50 ms and .tflite MB per quantisation")
         header = "".join(f" {q:>15}" for q in CANDIDATE_QUANTIZATIONS)

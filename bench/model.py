@@ -107,7 +107,7 @@ def main() -> None:
     card = read_card(BASELINE)
     print(
         f"\nShipped model {card['version']}: {card['tflite_bytes'] / 1e6:.2f} MB .tflite "
-        f"({card['quantization']}), {card['parameters']:,} parameters; CPU: {_cpu()}"
+        f"({card['quantization']}), {card['parameters']:,} parameters; CPU: {cpu_description()}"
     )
     print(f"{'measure':<34} {ENGINES['litert']:>18} {ENGINES['keras']:>26} {'ratio':>8}")
     rows = [
@@ -125,7 +125,7 @@ def main() -> None:
     print("ratio: how many times LiteRT is faster (Keras time / LiteRT time)")
 
 
-def _cpu() -> str:
+def cpu_description() -> str:
     """The CPU's name, cores and widest vector extension: LiteRT's int8 kernels are several times
     faster with AVX-512 VNNI than with AVX2 alone, so a latency means little without it."""
     name, flags = f"{os.cpu_count()} cores", set()
