@@ -11,10 +11,11 @@ Quantisation (measured on the shipped baseline, 5,000 test images, see its card)
   fastest on one CPU thread; top-1 agrees with Keras on 99.7% of test images, accuracy +0.1
   points (noise).
 - ``float16``: float16 weights, float32 compute; identical predictions, 2x the size, slower.
-- ``int8``: weights and activations, ranges calibrated on training images. For GELU networks it
-  was tried and rejected: 98.8% agreement and slower, because GELU has no int8 XNNPACK kernel
-  and splits the graph. ReLU networks (``--activation relu``) run in int8 end to end;
-  ``bench.frontier --candidates`` measures what that buys.
+- ``int8``: weights and activations, ranges calibrated on training images. For the GELU
+  baseline it was rejected: 98.8% agreement, and slower on the AVX2 machine it was measured on.
+  With AVX-512 VNNI, ``bench.frontier --candidates`` finds it no faster than ``dynamic`` for
+  GELU or ReLU (``--activation relu``) networks: LiteRT's dynamic-range kernels multiply in int8
+  already.
 """
 
 import datetime
