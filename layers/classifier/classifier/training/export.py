@@ -12,7 +12,7 @@ Quantisation (measured on the shipped baseline, 5,000 test images, see its card)
   points (noise).
 - ``float16``: float16 weights, float32 compute; identical predictions, 2x the size, slower.
 - ``int8``: weights and activations, ranges calibrated on training images. For the GELU
-  baseline it was rejected: 98.8% agreement, and slower on the AVX2 machine it was measured on.
+  baseline it was rejected: 98.8% agreement, and slower on the earlier machine it was measured on.
   With AVX-512 VNNI, ``bench.frontier --candidates`` finds it no faster than ``dynamic`` for
   GELU or ReLU (``--activation relu``) networks: LiteRT's dynamic-range kernels multiply in int8
   already.
