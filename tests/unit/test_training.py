@@ -130,10 +130,15 @@ def test_tiny_training_run_exports_a_loadable_tflite_and_card(tmp_path, test_zip
 
 
 @pytest.mark.slow
-def test_a_killed_run_resumes_and_ends_where_an_uninterrupted_run_ends(tmp_path, test_zip):
+@pytest.mark.parametrize(
+    "recipe",
+    [[], ["--recipe", "airbench", "--widths", "24,16,16,16"]],
+    ids=["sgd", "airbench"],  # the airbench optimizer's momentum and lookahead copies are saved too
+)
+def test_a_killed_run_resumes_and_ends_where_an_uninterrupted_run_ends(tmp_path, test_zip, recipe):
     import keras
 
-    epochs = ["--epochs", "4"]
+    epochs = ["--epochs", "4", *recipe]
     reference = run_train(test_zip, tmp_path / "reference", *epochs)
     assert reference.returncode == 0, reference.stderr
 
@@ -162,7 +167,8 @@ def test_a_killed_run_resumes_and_ends_where_an_uninterrupted_run_ends(tmp_path,
 def test_fine_tuning_keeps_the_init_models_widths(tmp_path):
     # given a model narrower than the defaults (as the shipped one may be) and default hyper-parameters
     from classifier.training.network import DEFAULT_WIDTHS, make_model
-    from classifier.training.trainer import HyperParameters, train, widths_of
+    from classifier.training.network import widths_of
+    from classifier.training.trainer import HyperParameters, train
 
     init = make_model((8, 16, 16, 16))
     assert widths_of(init) != DEFAULT_WIDTHS

@@ -13,6 +13,7 @@ from pathlib import Path
 
 DEFAULT_TRAIN_DATA = "../shared/data/cifar10-train.zip"
 DEFAULT_TEST_DATA = "../shared/data/cifar10-test.zip"
+RECIPES = ("sgd", "airbench", "finetune")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,6 +50,12 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--seed", type=int)
     train.add_argument("--cutout", type=int, help="cutout square side in pixels (0 = off)")
     train.add_argument("--peak-lr", type=float, help="peak learning rate of the one-cycle schedule")
+    train.add_argument(
+        "--recipe",
+        choices=RECIPES,
+        help="hyper-parameter defaults: airbench (whitening stem, lookahead; HyperParameters.airbench) "
+        "or sgd (the first baselines'); default: sgd, or finetune with --init",
+    )
 
     export = commands.add_parser("export", help="write model.tflite and card.json for a trained model")
     export.add_argument("--model", required=True, help="model.keras from train")
@@ -83,7 +90,8 @@ def _train(args) -> int:
 
     from classifier.datasets import load_dataset
     from classifier.training.pruning import SAMPLE_IMAGES, prune_channels
-    from classifier.training.trainer import HyperParameters, save_run, train, widths_of
+    from classifier.training.network import widths_of
+    from classifier.training.trainer import HyperParameters, save_run, train
 
     started = time.perf_counter()
     data = load_dataset(args.data, "train")  # nosec B615  # classifier.datasets, not Hugging Face
@@ -113,7 +121,10 @@ def _train(args) -> int:
     if init is not None and "widths" in overrides and overrides["widths"] != widths_of(init):
         _log(f"pruning {args.init} from widths {widths_of(init)} to {overrides['widths']}")
         init = prune_channels(init, overrides["widths"], data.sample(SAMPLE_IMAGES).images)
-    hp = HyperParameters.finetune(**overrides) if init else HyperParameters(**overrides)
+    recipe = args.recipe or ("finetune" if init else "sgd")
+    hp = {"sgd": HyperParameters, "airbench": HyperParameters.airbench, "finetune": HyperParameters.finetune}[
+        recipe
+    ](**overrides)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 

@@ -14,38 +14,45 @@ in a few epochs. That is how the shipped baseline got under its latency budget o
 import keras
 import numpy as np
 
-from classifier.training.network import activation_of, make_model
+from classifier.training.network import activation_of, architecture_of, make_model
 
 SAMPLE_IMAGES = 2048  # images whose activations rank the channels
 
 
 def conv_layer_names(model: keras.Model) -> list[str]:
-    """The conv layers in order: the stem, then each block's ``a`` and ``b`` convs."""
+    """The 3x3 conv layers in order: a conv stem, then each block's ``a`` and ``b`` convs."""
     return [layer.name for layer in model.layers if layer.name.endswith("_conv")]
 
 
 def prune_channels(model: keras.Model, widths: tuple[int, ...], images: np.ndarray) -> keras.Model:
     """A float32 ``make_model(widths)`` holding the most important channels of ``model``.
 
-    ``widths`` must not exceed the model's own, stage by stage. ``images`` (uint8) rank the
+    ``widths`` must not exceed the model's own, stage by stage. A whitening stem (fixed by the
+    data, not trained) is copied whole, so its width cannot change. ``images`` (uint8) rank the
     channels; a few thousand are plenty.
     """
-    convs = conv_layer_names(model)
-    original = tuple(
-        model.get_layer(name).filters for name in convs if name == "stem_conv" or name.endswith("a_conv")
-    )
+    architecture = architecture_of(model)
+    original = architecture["widths"]
     if len(widths) != len(original) or any(new > old for new, old in zip(widths, original)):
         raise ValueError(
             f"Cannot prune widths {original} to {tuple(widths)}: each must be at most the original."
         )
-    pruned = make_model(tuple(widths), activation=activation_of(model))
-    # the stem has widths[0] channels; block i's two convs have widths[i]
-    targets = [widths[0]] + [w for w in widths[1:] for _ in range(2)]
+    whiten = architecture["stem"] == "whiten"
+    if whiten and widths[0] != original[0]:
+        raise ValueError(
+            f"A whitening stem keeps its {original[0]} channels; cannot prune it to {widths[0]}."
+        )
+    pruned = make_model(tuple(widths), activation=architecture["activation"], stem=architecture["stem"])
+    convs = conv_layer_names(model)
+    # a conv stem has widths[0] channels; block i's two convs have widths[i]
+    targets = ([] if whiten else [widths[0]]) + [w for w in widths[1:] for _ in range(2)]
+    if whiten:
+        pruned.get_layer("stem_whiten").set_weights(model.get_layer("stem_whiten").get_weights())
 
     activations = _mean_activations(model, convs, images[:SAMPLE_IMAGES])
     readers = [model.get_layer(name).kernel for name in convs[1:]] + [model.get_layer("logits").kernel]
     kept_inputs = np.arange(model.get_layer(convs[0]).kernel.shape[2])
-    for name, target, activation, reader in zip(convs, targets, activations, readers):
+    for name, target, activation, reader in zip(convs, targets, activations, readers, strict=True):
         reader = keras.ops.convert_to_numpy(reader)
         # the norm of the next layer's weights on each of this layer's channels
         reads = np.sqrt((reader.reshape(-1, reader.shape[-2], reader.shape[-1]) ** 2).sum(axis=(0, 2)))

@@ -43,12 +43,24 @@ import keras
 import numpy as np
 
 from classifier.labels import NUM_CLASSES
-from classifier.training.network import ACTIVATIONS, CIFAR10_MEAN, DEFAULT_WIDTHS, activation_of, make_model
+from classifier.training.network import (
+    ACTIVATIONS,
+    CIFAR10_MEAN,
+    DEFAULT_WIDTHS,
+    STEMS,
+    WHITEN_WIDTH,
+    architecture_of,
+    make_model,
+    set_whitening,
+)
 
 STATE_FILE = "state.json"
 TEACHER_FILE = "teacher.npy"
 # Timed steps miss the per-epoch costs (fit set-up, host-to-device copies, checkpoint writes).
 EPOCH_OVERHEAD = 1.15  # names the latest epoch's model file; written last
+OPTIMIZERS = ("sgd", "lookahead")
+FLIPS = ("random", "alternating")
+WHITENING_IMAGES = 5000  # training images whose patches set a whitening stem
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,10 +70,12 @@ class HyperParameters:
     epochs: int = 40  # passes over the training set (a time budget may lower it)
     batch_size: int = 512  # images per step
     peak_learning_rate: float = 0.4  # reached after warmup_fraction of the steps
-    warmup_fraction: float = 0.15  # of all steps, linear ramp from 0
+    warmup_fraction: float = 0.15  # of all steps, linear ramp from initial_learning_rate_fraction
     final_learning_rate_fraction: float = 0.0  # of the peak, at the last step
     momentum: float = 0.9  # SGD, Nesterov
-    weight_decay: float = 5e-3  # decoupled (Keras SGD), per step, times the learning rate
+    # "sgd": decoupled (Keras SGD), per step, times the learning rate.
+    # "lookahead": L2, added to the gradient before the momentum (as PyTorch's SGD does).
+    weight_decay: float = 5e-3
     label_smoothing: float = 0.2
     translate: int = 4  # pixels of reflect padding for random crops
     cutout: int = 0  # side in pixels of a random square filled with the mean colour; 0 = off
@@ -69,11 +83,55 @@ class HyperParameters:
     widths: tuple[int, ...] = DEFAULT_WIDTHS
     activation: str = "gelu"  # or "relu" (int8 kernels: classifier.training.network)
     seed: int = 0
-    dtype_policy: str = "float32"  # "mixed_bfloat16" on a GPU
+    dtype_policy: str = "float32"  # "mixed_bfloat16" on a GPU, or on a CPU with AMX
+    stem: str = "conv"  # or "whiten" (classifier.training.network)
+    optimizer: str = "sgd"  # or "lookahead" (LookaheadNesterov)
+    initial_learning_rate_fraction: float = 0.0  # of the peak, at the first step
+    bias_learning_rate_scale: float = 1.0  # "lookahead" only: batch-norm shifts' gradient scale
+    whiten_bias_epochs: int = 0  # "lookahead" only: epochs the whitening stem's bias trains for
+    flip: str = "random"  # or "alternating": each image flipped every other epoch
 
     def __post_init__(self):
-        if self.activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {ACTIVATIONS}, not {self.activation!r}")
+        for field, allowed in (
+            ("activation", ACTIVATIONS),
+            ("stem", STEMS),
+            ("optimizer", OPTIMIZERS),
+            ("flip", FLIPS),
+        ):
+            if getattr(self, field) not in allowed:
+                raise ValueError(f"{field} must be one of {allowed}, not {getattr(self, field)!r}")
+
+    @classmethod
+    def airbench(cls, **overrides) -> "HyperParameters":
+        """airbench94's recipe (Jordan, 2024; github.com/KellerJordan/cifar10-airbench,
+        legacy/airbench94.py) in this trainer's units: batch 1024, Nesterov momentum 0.85,
+        learning rate 11.5 per 1024 images in its decoupled form, which for a mean loss is
+        11.5 / (1 + 1 / (1 - 0.85)) = 1.5, from 0.2 of it up over 23% of the steps and down to
+        0.07 of it; L2 0.0153 / 11.5; batch-norm shifts at 64 times the learning rate; lookahead;
+        label smoothing 0.2; alternating flips and 2-pixel translation; a whitening stem whose
+        bias trains for 3 epochs. The widths are airbench94's but for the last block's, cut from
+        256 to 240 so that the dynamic-range ``.tflite`` stays under 2 MB."""
+        values = dict(
+            epochs=10,
+            batch_size=1024,
+            peak_learning_rate=11.5 / (1 + 1 / (1 - 0.85)),
+            warmup_fraction=0.23,
+            initial_learning_rate_fraction=0.2,
+            final_learning_rate_fraction=0.07,
+            momentum=0.85,
+            weight_decay=0.0153 / 11.5,
+            bias_learning_rate_scale=64.0,
+            label_smoothing=0.2,
+            translate=2,
+            cutout=0,
+            widths=(WHITEN_WIDTH, 64, 256, 240),
+            stem="whiten",
+            optimizer="lookahead",
+            whiten_bias_epochs=3,
+            flip="alternating",
+        )
+        values.update(overrides)
+        return cls(**values)
 
     @classmethod
     def finetune(cls, **overrides) -> "HyperParameters":
@@ -100,17 +158,21 @@ class TrainingResult:
     seconds: float  # training time over all runs, resumed ones included
 
 
-def augment(images: np.ndarray, seed: int, epoch: int, translate: int, cutout: int = 0) -> np.ndarray:
-    """Random horizontal flip, translation (reflect padding) and cutout of a uint8 batch.
+def augment(
+    images: np.ndarray, seed: int, epoch: int, translate: int, cutout: int = 0, flip: bool = True
+) -> np.ndarray:
+    """Random horizontal flip (unless ``flip`` is False), translation (reflect padding) and
+    cutout of a uint8 batch.
 
     A pure function of its arguments: the same (seed, epoch) gives the same images. Images are
     grouped by offset so each group is one slice (50,000 images in about 0.3 s on one core).
     """
     rng = np.random.default_rng([seed, epoch])
     n, height, width, _ = images.shape
-    flip = rng.random(n) < 0.5
+    mirrored = rng.random(n) < 0.5  # drawn either way, so the translations do not depend on flip
     out = images.copy()
-    out[flip] = out[flip, :, ::-1]
+    if flip:
+        out[mirrored] = out[mirrored, :, ::-1]
     if translate:
         _translate(out, rng, translate)
     if cutout:
@@ -135,13 +197,23 @@ def _translate(out: np.ndarray, rng: np.random.Generator, translate: int) -> Non
         out[chosen] = padded[chosen, y : y + height, x : x + width]
 
 
+def alternating_flips(n: int, seed: int, epoch: int) -> np.ndarray:
+    """Which of ``n`` images are mirrored in ``epoch`` under alternating flips: a coin flip per
+    image, drawn once per seed, inverted in odd epochs, so each image is seen both ways round
+    every two epochs (airbench's scheme: more variety than a new coin flip every epoch)."""
+    return (np.random.default_rng([seed, 2]).random(n) < 0.5) ^ bool(epoch % 2)
+
+
 def epoch_data(
     images: np.ndarray, labels: np.ndarray, hp: HyperParameters, epoch: int, teacher: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """The shuffled, augmented images and targets of one epoch: one-hot labels, mixed with the
     ``teacher``'s probabilities [N, 10] by ``hp.distillation`` when they are given."""
     order = np.random.default_rng([hp.seed, epoch, 1]).permutation(len(images))
-    x = augment(images[order], hp.seed, epoch, hp.translate, hp.cutout)
+    x = augment(images[order], hp.seed, epoch, hp.translate, hp.cutout, flip=hp.flip == "random")
+    if hp.flip == "alternating":
+        mirrored = alternating_flips(len(images), hp.seed, epoch)[order]
+        x[mirrored] = x[mirrored, :, ::-1]
     y = keras.utils.to_categorical(labels[order], NUM_CLASSES).astype("float32")
     if teacher is not None and hp.distillation:
         y = (1 - hp.distillation) * y + hp.distillation * teacher[order].astype("float32")
@@ -174,20 +246,30 @@ def teacher_probabilities(teacher: keras.Model, images: np.ndarray, checkpoint_d
 
 @keras.saving.register_keras_serializable(package="classifier")
 class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
-    """Linear warm-up to the peak, then linear decay to ``final_fraction`` of it."""
+    """Linear warm-up from ``initial_fraction`` of the peak to the peak, then linear decay to
+    ``final_fraction`` of it."""
 
-    def __init__(self, peak: float, total_steps: int, warmup_steps: int, final_fraction: float = 0.0):
+    def __init__(
+        self,
+        peak: float,
+        total_steps: int,
+        warmup_steps: int,
+        final_fraction: float = 0.0,
+        initial_fraction: float = 0.0,
+    ):
         self.peak = peak
         self.total_steps = total_steps
         self.warmup_steps = max(1, warmup_steps)
         self.final_fraction = final_fraction
+        self.initial_fraction = initial_fraction
 
     def __call__(self, step):
         step = keras.ops.cast(step, "float32")
-        up = step / self.warmup_steps
+        up = self.initial_fraction + (1.0 - self.initial_fraction) * step / self.warmup_steps
         down_span = max(1, self.total_steps - self.warmup_steps)
         down = 1.0 - (1.0 - self.final_fraction) * (step - self.warmup_steps) / down_span
-        return self.peak * keras.ops.clip(keras.ops.minimum(up, down), self.final_fraction, 1.0)
+        lowest = min(self.initial_fraction, self.final_fraction)
+        return self.peak * keras.ops.clip(keras.ops.minimum(up, down), lowest, 1.0)
 
     def get_config(self):
         return dict(
@@ -195,17 +277,114 @@ class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
             total_steps=self.total_steps,
             warmup_steps=self.warmup_steps,
             final_fraction=self.final_fraction,
+            initial_fraction=self.initial_fraction,
         )
+
+
+@keras.saving.register_keras_serializable(package="classifier")
+class LookaheadNesterov(keras.optimizers.Optimizer):
+    """airbench94's optimizer, backend-neutral: PyTorch-style Nesterov SGD with L2 added to the
+    gradient, batch-norm shifts' gradients scaled by ``bias_scale``, and lookahead.
+
+    Per trainable variable p with gradient g, at step t (from 1) with learning rate lr:
+        d = s * g + l2 * p            (s = bias_scale for a batch norm's beta, else 1)
+        b = momentum * b + d
+        p = p - lr * (d + momentum * b)
+    and every ``lookahead_every`` steps p and its slow copy q both become
+    q + (1 - a) * (p - q), with a = 0.95^5 * (t / total_steps)^3 rising from 0, so the weights
+    are an average over a horizon that lengthens as training ends; the last step sets p = q.
+    A whitening stem's kernel never changes; its bias changes for the first
+    ``whiten_bias_steps`` steps only. The momentum and slow copies are optimizer variables, so
+    they are saved with the model and a resumed run continues exactly.
+    """
+
+    def __init__(
+        self,
+        learning_rate,
+        momentum: float = 0.85,
+        l2: float = 0.0,
+        bias_scale: float = 1.0,
+        total_steps: int = 1,
+        lookahead_every: int = 5,
+        whiten_bias_steps: int = 0,
+        name: str = "lookahead_nesterov",
+        **kwargs,
+    ):
+        super().__init__(learning_rate=learning_rate, name=name, **kwargs)
+        self.momentum = momentum
+        self.l2 = l2
+        self.bias_scale = bias_scale
+        self.total_steps = max(1, total_steps)
+        self.lookahead_every = lookahead_every
+        self.whiten_bias_steps = whiten_bias_steps
+
+    def build(self, variables):
+        if self.built:
+            return
+        super().build(variables)
+        self.paths = [v.path for v in variables]  # update_step may get backend variables, without paths
+        self.velocities = [self.add_variable_from_reference(v, "velocity") for v in variables]
+        self.slow = [self.add_variable_from_reference(v, "slow") for v in variables]
+
+    def update_step(self, gradient, variable, learning_rate):
+        ops = keras.ops
+        index = self._get_variable_index(variable)
+        path = self.paths[index]
+        if path.endswith("stem_whiten/kernel"):
+            return
+        velocity, slow = self.velocities[index], self.slow[index]
+        dtype = variable.dtype
+        lr = ops.cast(learning_rate, dtype)
+        step = ops.cast(self.iterations, "float32") + 1.0
+        scale = self.bias_scale if path.endswith("_bn/beta") else 1.0
+        self.assign(slow, ops.where(ops.equal(step, 1.0), variable, slow))  # starts as the initial weights
+        d = ops.add(ops.multiply(ops.cast(gradient, dtype), scale), ops.multiply(variable, self.l2))
+        self.assign(velocity, ops.add(ops.multiply(velocity, self.momentum), d))
+        if path.endswith("stem_whiten/bias"):
+            lr = ops.where(step <= self.whiten_bias_steps, lr, ops.zeros_like(lr))
+        self.assign_sub(variable, ops.multiply(lr, ops.add(d, ops.multiply(velocity, self.momentum))))
+        last = ops.greater_equal(step, self.total_steps)
+        due = ops.logical_or(ops.equal(ops.mod(step, self.lookahead_every), 0.0), last)
+        decay = ops.where(last, 1.0, 0.95**5 * ops.power(step / self.total_steps, 3.0))
+        averaged = ops.add(slow, ops.multiply(ops.cast(1.0 - decay, dtype), ops.subtract(variable, slow)))
+        self.assign(slow, ops.where(due, averaged, slow))
+        self.assign(variable, ops.where(due, averaged, variable))
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            momentum=self.momentum,
+            l2=self.l2,
+            bias_scale=self.bias_scale,
+            total_steps=self.total_steps,
+            lookahead_every=self.lookahead_every,
+            whiten_bias_steps=self.whiten_bias_steps,
+        )
+        return config
 
 
 def compile_model(model: keras.Model, hp: HyperParameters, steps_per_epoch: int) -> None:
     total = hp.epochs * steps_per_epoch
     schedule = OneCycle(
-        hp.peak_learning_rate, total, int(total * hp.warmup_fraction), hp.final_learning_rate_fraction
+        hp.peak_learning_rate,
+        total,
+        int(total * hp.warmup_fraction),
+        hp.final_learning_rate_fraction,
+        hp.initial_learning_rate_fraction,
     )
-    optimizer = keras.optimizers.SGD(
-        schedule, momentum=hp.momentum, nesterov=True, weight_decay=hp.weight_decay
-    )
+    if hp.optimizer == "lookahead":
+        optimizer = LookaheadNesterov(
+            schedule,
+            momentum=hp.momentum,
+            l2=hp.weight_decay,
+            bias_scale=hp.bias_learning_rate_scale,
+            total_steps=total,
+            whiten_bias_steps=hp.whiten_bias_epochs * steps_per_epoch,
+        )
+    else:
+        optimizer = keras.optimizers.SGD(
+            schedule, momentum=hp.momentum, nesterov=True, weight_decay=hp.weight_decay
+        )
     model.compile(
         optimizer=optimizer,
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=hp.label_smoothing),
@@ -213,17 +392,11 @@ def compile_model(model: keras.Model, hp: HyperParameters, steps_per_epoch: int)
     )
 
 
-def widths_of(model: keras.Model) -> tuple[int, ...]:
-    """The width tuple ``make_model`` was called with, read back from a built model."""
-    convs = [layer for layer in model.layers if layer.name.endswith("a_conv") or layer.name == "stem_conv"]
-    return tuple(layer.filters for layer in convs)
-
-
 def float32_copy(model: keras.Model, temperature: float = 1.0) -> keras.Model:
     """The same network and weights under the float32 policy (for export and serving), its
     softmax temperature divided by ``temperature``."""
     scale = float(model.get_layer("temperature").scale) / temperature
-    copy = make_model(widths_of(model), logit_scale=scale, activation=activation_of(model))
+    copy = make_model(logit_scale=scale, **architecture_of(model))
     copy.set_weights(model.get_weights())
     return copy
 
@@ -238,7 +411,7 @@ def plan_epochs(hp: HyperParameters, seconds_per_epoch: float, budget_seconds: f
 
 def measure_seconds_per_epoch(images: np.ndarray, hp: HyperParameters, steps: int = 6) -> float:
     """Time a few training steps on a throw-away model (compilation excluded)."""
-    model = make_model(hp.widths, hp.dtype_policy, activation=hp.activation)
+    model = make_model(hp.widths, hp.dtype_policy, activation=hp.activation, stem=hp.stem)
     compile_model(model, hp, steps_per_epoch=max(1, len(images) // hp.batch_size))
     x, y = epoch_data(images[: hp.batch_size], np.zeros(min(len(images), hp.batch_size), int), hp, 0)
     model.train_on_batch(x, y)  # compile
@@ -284,14 +457,20 @@ def train(
         model = keras.models.load_model(checkpoint_dir / state["checkpoint"])
     else:
         if init_model is not None:
-            hp = dataclasses.replace(hp, widths=widths_of(init_model), activation=activation_of(init_model))
+            hp = dataclasses.replace(hp, **architecture_of(init_model))
         if budget_seconds is not None:
             hp = dataclasses.replace(
                 hp, epochs=plan_epochs(hp, measure_seconds_per_epoch(images, hp), budget_seconds)
             )
-        model = make_model(hp.widths, hp.dtype_policy, activation=hp.activation)
+        model = make_model(hp.widths, hp.dtype_policy, activation=hp.activation, stem=hp.stem)
         if init_model is not None:
             model.set_weights(init_model.get_weights())
+        elif hp.stem == "whiten":
+            sample = np.random.default_rng([hp.seed, 3]).permutation(len(images))[:WHITENING_IMAGES]
+            set_whitening(model, images[np.sort(sample)])
+        if hp.stem == "whiten" and hp.optimizer != "lookahead":
+            # only LookaheadNesterov knows to leave the whitening kernel as the data set it
+            model.get_layer("stem_whiten").trainable = False
         compile_model(model, hp, steps_per_epoch=math.ceil(len(images) / hp.batch_size))
         state = {
             "hyper_parameters": hp.to_json(),
