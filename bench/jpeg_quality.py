@@ -8,6 +8,7 @@ model on test re-encodes. How fast accuracy falls below 75 bounds what 75 costs 
     python -m bench.jpeg_quality                      # 3 trainings of --epochs each (resumable)
     python -m bench.jpeg_quality --epochs 2 --limit 5000   # a quick look
     python -m bench.jpeg_quality --epochs 0           # only the shipped model on re-encodes
+    python -m bench.jpeg_quality --recipe airbench --epochs 10 --policy mixed_bfloat16   # the fast recipe
 
 Each training checkpoints under ``--runs`` after every epoch, so a killed run started again
 continues. Needs TensorFlow (the training environment).
@@ -66,6 +67,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--limit", type=int, help="train on a random N of the training images")
     parser.add_argument(
+        "--recipe", choices=("sgd", "airbench"), default="sgd", help="the trainer's recipe (HyperParameters)"
+    )
+    parser.add_argument("--policy", default="float32", help="Keras dtype policy, e.g. mixed_bfloat16")
+    parser.add_argument(
         "--runs", type=Path, default=REPO / ".runs" / "jpeg-quality", help="checkpoint folder"
     )
     args = parser.parse_args(argv)
@@ -91,18 +96,21 @@ def main(argv: list[str] | None = None) -> int:
 
     if not args.epochs:
         return 0
-    hp = HyperParameters(epochs=args.epochs)
+    recipe = HyperParameters.airbench if args.recipe == "airbench" else HyperParameters
+    hp = recipe(epochs=args.epochs, dtype_policy=args.policy)
     print(
-        f"\nTrained from scratch on each quality: {len(train_set)} images, {hp.epochs} epochs, default recipe"
+        f"\nTrained from scratch on each quality: {len(train_set)} images, {hp.epochs} epochs, "
+        f"{args.recipe} recipe"
     )
     rows = []
     for quality in QUALITIES:
         name = "as-shipped" if quality is None else f"q{quality}"
+        folder = name if args.recipe == "sgd" else f"{args.recipe}-{name}"  # a run resumes its own recipe
         started = time.perf_counter()
         result = train(
             reencode(train_set.images, quality),
             train_set.labels,
-            args.runs / name,
+            args.runs / folder,
             hp,
             progress=lambda row, name=name: print(
                 f"    {name} epoch {row['epoch']}/{row['epochs']}", flush=True

@@ -92,6 +92,27 @@ def test_the_teacher_is_asked_about_each_image_and_its_mirror_image(tmp_path):
     np.testing.assert_array_equal(np.load(tmp_path / TEACHER_FILE), soft)  # kept for a resumed run
 
 
+def test_an_ensemble_teacher_is_the_mean_of_its_members_flip_averaged_probabilities(tmp_path):
+    import keras
+
+    from classifier.training.network import make_model
+    from classifier.training.trainer import teacher_probabilities
+
+    images = _images(12)
+    members = []
+    for seed in (1, 2):
+        keras.utils.set_random_seed(seed)
+        members.append(make_model(WIDTHS))
+    for name in ("alone-0", "alone-1", "ensemble"):
+        (tmp_path / name).mkdir()
+    alone = [teacher_probabilities(model, images, tmp_path / f"alone-{i}") for i, model in enumerate(members)]
+
+    soft = teacher_probabilities(members, images, tmp_path / "ensemble")
+
+    assert not np.allclose(alone[0], alone[1])  # two different teachers
+    np.testing.assert_allclose(soft, (alone[0] + alone[1]) / 2, rtol=1e-5, atol=1e-6)
+
+
 def test_the_frontier_counts_the_shipped_networks_multiply_adds():
     from bench.frontier import multiply_adds
     from classifier.cards import BASELINE_DIR

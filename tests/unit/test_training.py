@@ -79,6 +79,16 @@ def test_one_cycle_schedule_rises_then_falls_to_zero():
     assert values[3] == pytest.approx(0.2) and values[4] == pytest.approx(0.0)
 
 
+def test_one_cycle_schedule_can_start_and_end_above_zero():
+    from classifier.training.trainer import HyperParameters, OneCycle
+
+    hp = HyperParameters.airbench()
+    schedule = OneCycle(1.5, 100, 23, final_fraction=hp.final_learning_rate_fraction, initial_fraction=0.2)
+    values = [float(schedule(step)) for step in (0, 23, 100, 120)]
+
+    assert values == pytest.approx([0.3, 1.5, 1.5 * 0.07, 1.5 * 0.07])
+
+
 def test_time_budget_sizes_the_number_of_epochs():
     from classifier.training.trainer import HyperParameters, plan_epochs
 

@@ -35,7 +35,11 @@ def main(argv: list[str] | None = None) -> int:
         help="fine-tune from this .keras model instead of training from scratch; "
         "with narrower --widths, its most important channels (classifier.training.pruning)",
     )
-    train.add_argument("--teacher", help="distil from this .keras model: its probabilities join the targets")
+    train.add_argument(
+        "--teacher",
+        help="distil from this .keras model (or comma-separated models: their mean): "
+        "its probabilities join the targets",
+    )
     train.add_argument(
         "--distillation",
         type=float,
@@ -114,7 +118,7 @@ def _train(args) -> int:
             overrides[field] = value
     if args.widths:
         overrides["widths"] = tuple(int(w) for w in args.widths.split(","))
-    teacher = keras.models.load_model(args.teacher) if args.teacher else None
+    teacher = [keras.models.load_model(path) for path in args.teacher.split(",")] if args.teacher else None
     if teacher is not None:
         overrides["distillation"] = args.distillation
     init = keras.models.load_model(args.init) if args.init else None
