@@ -114,8 +114,7 @@ def _advance(job: dict, env: Environment, deadline: float, log: Callable[[str], 
         init = keras.models.load_model(parent_dir / storage.KERAS_NAME)
         budget = job.get("budget_seconds")
     else:
-        # the recipe the shipped baseline was trained with, so the gate compares like with like
-        hp = HyperParameters.airbench(**({"epochs": job["epochs"]} if job.get("epochs") else {}))
+        hp = HyperParameters(**({"epochs": job["epochs"]} if job.get("epochs") else {}))
         init = None
         budget = job.get("budget_seconds", SCRATCH_DEFAULT_BUDGET_SECONDS)
 
