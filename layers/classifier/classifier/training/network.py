@@ -9,7 +9,7 @@ single GPU"): a stem, then three blocks of conv -> max-pool -> BN -> act -> conv
 a global max pool and a linear head whose logits are scaled down (a temperature that speeds
 early training). Two stems:
 
-- ``"conv"``: a trained 3x3 conv with batch norm (the networks shipped until v20261202).
+- ``"conv"``: a trained 3x3 conv with batch norm (the shipped networks).
 - ``"whiten"`` (airbench's): a 2x2 conv, no padding, whose kernel is set from the training
   images (``whitening_kernel``: the eigenvectors of the 2x2 patches' covariance, scaled to unit
   variance, and their negatives) and never trained; only its bias trains, for the first epochs.
