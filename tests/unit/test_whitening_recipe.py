@@ -186,3 +186,13 @@ def test_a_whitened_network_survives_pruning_fine_tuning_and_the_float32_copy(tm
         keras.ops.convert_to_numpy(model.get_layer("block1a_conv").kernel),
     )
     assert architecture_of(float32_copy(tuned.model, temperature=2.0)) == architecture_of(model)
+
+
+def test_the_pytorch_equivalence_check_says_what_it_needs_when_torch_is_absent(monkeypatch, capsys):
+    import sys
+
+    from bench import airbench_equivalence
+
+    monkeypatch.setitem(sys.modules, "torch", None)  # an import of torch now fails, installed or not
+    assert airbench_equivalence.main(["--steps", "1"]) == 2
+    assert "pip install torch" in capsys.readouterr().err
