@@ -266,6 +266,7 @@ class SandboxPool:
         self._idle: list[Sandbox] = []
         self._all: set[Sandbox] = set()
         self._size = 0  # sandboxes alive or starting, idle or busy
+        self._warming = 0  # of those, starting for no caller (a replacement being pre-warmed)
         self._changed = threading.Condition()
         self._closed = False
 
@@ -321,20 +322,30 @@ class SandboxPool:
         """Start one sandbox and leave it idle, when the pool has room (a failure is only logged:
         the requests that follow get the function's error as Lambda would give it)."""
         try:
-            sandbox = self._acquire(wait_until=time.monotonic())
-        except (FunctionThrottledError, FunctionError):
-            return
-        reusable = False
-        try:
-            sandbox.wait_ready(deadline)
-            reusable = True
-        except (FunctionError, FunctionTimeoutError) as error:
-            logger.error("%s: pre-warming failed: %s", self.function.logical_id, error)
+            try:
+                sandbox = self._acquire(wait_until=time.monotonic(), warming=True)
+            except (FunctionThrottledError, FunctionError):
+                return
+            reusable = False
+            try:
+                sandbox.wait_ready(deadline)
+                reusable = True
+            except (FunctionError, FunctionTimeoutError) as error:
+                logger.error("%s: pre-warming failed: %s", self.function.logical_id, error)
+            finally:
+                self._release(sandbox, reusable)
         finally:
-            self._release(sandbox, reusable)
+            with self._changed:
+                self._warming -= 1
+                self._changed.notify_all()
 
-    def _acquire(self, wait_until: float | None) -> Sandbox:
+    def _acquire(self, wait_until: float | None, warming: bool = False) -> Sandbox:
+        """A sandbox for one event: an idle one, else a new one while under the limit, else wait
+        until ``wait_until`` (``warming``: the caller pre-warms, and is counted as such). A
+        sandbox pre-warming is no caller's: a call at the limit waits for it rather than being
+        throttled, since on Lambda that call would have started the sandbox itself."""
         with self._changed:
+            self._warming += warming
             while True:
                 if self._closed:
                     raise FunctionError(
@@ -350,6 +361,9 @@ class SandboxPool:
                     break
                 remaining = None if wait_until is None else wait_until - time.monotonic()
                 if remaining is not None and remaining <= 0:
+                    if self._warming > 0 and not warming:
+                        self._changed.wait()  # the pre-warm's end notifies, ready or failed
+                        continue
                     raise FunctionThrottledError(self.function.logical_id, self.limit)
                 self._changed.wait(remaining)
         return self._cold_start()
