@@ -196,3 +196,23 @@ def test_the_pytorch_equivalence_check_says_what_it_needs_when_torch_is_absent(m
     monkeypatch.setitem(sys.modules, "torch", None)  # an import of torch now fails, installed or not
     assert airbench_equivalence.main(["--steps", "1"]) == 2
     assert "pip install torch" in capsys.readouterr().err
+
+
+def test_a_saved_whitened_model_loads_for_evaluation_in_a_fresh_process(tmp_path):
+    import subprocess
+    import sys
+
+    from classifier.training.network import make_model
+
+    path = tmp_path / "model.keras"
+    make_model(WIDTHS, stem="whiten").save(path)
+    # a fresh interpreter: nothing has imported the training code that registers DiracPrefix
+    script = (
+        "import sys, numpy as np; from classifier.evaluation import predictor_for; "
+        "p = predictor_for(sys.argv[1])(np.zeros((2, 32, 32, 3), np.uint8)); print(p.shape)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script, str(path)], capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().endswith("(2, 10)")
