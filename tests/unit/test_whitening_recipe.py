@@ -198,7 +198,8 @@ def test_the_pytorch_equivalence_check_says_what_it_needs_when_torch_is_absent(m
     assert "pip install torch" in capsys.readouterr().err
 
 
-def test_a_saved_whitened_model_loads_for_evaluation_in_a_fresh_process(tmp_path):
+def test_classifier_evaluate_loads_a_saved_whitened_model_in_a_fresh_process(tmp_path, test_zip):
+    import os
     import subprocess
     import sys
 
@@ -206,13 +207,9 @@ def test_a_saved_whitened_model_loads_for_evaluation_in_a_fresh_process(tmp_path
 
     path = tmp_path / "model.keras"
     make_model(WIDTHS, stem="whiten").save(path)
-    # a fresh interpreter: nothing has imported the training code that registers DiracPrefix
-    script = (
-        "import sys, numpy as np; from classifier.evaluation import predictor_for; "
-        "p = predictor_for(sys.argv[1])(np.zeros((2, 32, 32, 3), np.uint8)); print(p.shape)"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", script, str(path)], capture_output=True, text=True, timeout=120
-    )
+    # a fresh interpreter, as a user runs it: nothing else has registered DiracPrefix there
+    command = [sys.executable, "-m", "classifier", "evaluate", "--model", str(path), "--data", str(test_zip)]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}  # pytest's pythonpath, for the child
+    out = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
     assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.strip().endswith("(2, 10)")
+    assert "images            5000" in out.stdout and "per class:" in out.stdout

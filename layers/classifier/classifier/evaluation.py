@@ -89,8 +89,6 @@ def predictor_for(path: str | Path, num_threads: int | None = None) -> Predict:
         return TFLiteModel.from_path(path, num_threads=num_threads or os.cpu_count() or 1).predict
     import keras
 
-    import classifier.training.network  # noqa: F401  registers its initializer, which whitened models name
-
     model = keras.models.load_model(path)
     return lambda batch: model.predict(batch, batch_size=len(batch), verbose=0)
 

@@ -181,6 +181,8 @@ def _evaluate(args) -> int:
     from classifier.datasets import load_dataset
     from classifier.evaluation import evaluate, format_report, predictor_for
 
+    import classifier.training.network  # noqa: F401  registers the initializer whitened .keras models name
+
     data = load_dataset(args.data, "test")  # nosec B615  # classifier.datasets, not Hugging Face
     report = evaluate(predictor_for(args.model), data.images, data.labels, tta=args.tta)
     print(format_report(report))
