@@ -22,6 +22,8 @@ import zipfile
 from collections import Counter
 from dataclasses import asdict
 
+from decimal import Decimal
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, assume, example, given, settings
@@ -233,13 +235,22 @@ def depth(document) -> int:
     return 0
 
 
-# Numbers as the model, numpy and Python produce them, finite.
+# Numbers as the model, numpy and Python produce them, finite and within what DynamoDB stores
+# (magnitudes under 1E+126; those under 1E-130, subnormals included, are stored as 0.0).
 finite_numbers = st.one_of(
     st.integers(-(2**63), 2**63 - 1),
     st.integers(-(2**63), 2**63 - 1).map(np.int64),
-    st.floats(allow_nan=False, allow_infinity=False),
-    st.floats(allow_nan=False, allow_infinity=False).map(np.float64),
+    st.floats(-1e125, 1e125),
+    st.floats(-1e125, 1e125).map(np.float64),
     st.floats(width=32, allow_nan=False, allow_infinity=False).map(np.float32),
+)
+# Any number at all: some beyond what DynamoDB stores.
+any_numbers = st.one_of(
+    finite_numbers,
+    st.integers(),
+    st.floats(),
+    st.floats().map(np.float64),
+    st.decimals(allow_nan=True, allow_infinity=True),
 )
 record_values = st.recursive(
     st.one_of(finite_numbers, st.booleans(), st.none(), st.text(max_size=10)),
@@ -808,6 +819,41 @@ def test_finite_values_read_back_as_the_json_an_answer_gives(value):
     # Given a record value (numpy and Python numbers, nested), when it is stored and read back, then
     # it is the same JSON as the API answered at write time (to_json).
     assert from_dynamo(to_dynamo(value)) == to_json(value)
+
+
+def _dynamodb_accepts(item) -> bool:
+    """The oracle: DynamoDB's documented number limits, and boto3's serializer (its own checks)."""
+    from boto3.dynamodb.types import TypeSerializer
+
+    TypeSerializer().serialize(item)  # raises on what boto3 would not send
+    return all(
+        number == 0
+        or (Decimal("1E-130") <= abs(number) < Decimal("1E+126") and len(number.as_tuple().digits) <= 38)
+        for number in _decimals(item)
+    )
+
+
+def _decimals(item):
+    if isinstance(item, Decimal):
+        yield item
+    elif isinstance(item, dict):
+        for nested in item.values():
+            yield from _decimals(nested)
+    elif isinstance(item, list):
+        for nested in item:
+            yield from _decimals(nested)
+
+
+@examples(300)
+@given(value=st.lists(any_numbers, min_size=1, max_size=4))
+def test_every_number_is_stored_as_dynamodb_takes_it_or_refused_before_the_write(value):
+    # Given any numbers in a record, when they are turned into an item, then either the item is
+    # one DynamoDB accepts (so the write cannot fail on it) or InvalidRecordError says why first.
+    try:
+        item = to_dynamo({"values": value})
+    except InvalidRecordError:
+        return
+    assert _dynamodb_accepts(item)
 
 
 @examples(100)

@@ -74,6 +74,24 @@ def test_nan_and_infinity_are_refused(value):
         codec.to_dynamo({"probabilities": [0.5, value]})
 
 
+@pytest.mark.parametrize("value", [np.float64(1e-200), -5e-324, np.float64(1e-131)])
+def test_numbers_too_small_for_dynamodb_are_stored_as_zero_and_answered_as_zero(value):
+    # a float64 probability can underflow far below DynamoDB's smallest magnitude, 1E-130
+    item = codec.to_dynamo({"p": [0.5, value]})
+
+    assert item["p"][1] == 0 and codec.from_dynamo(item)["p"] == [0.5, 0.0]
+    assert codec.to_json({"p": [0.5, value]}) == {"p": [0.5, 0.0]}
+    assert codec.to_dynamo({"p": 1e-130})["p"] == Decimal("1E-130")  # the smallest it keeps
+
+
+@pytest.mark.parametrize(
+    "value", [1e126, np.float64(-3e300), 10**38, Decimal("1.00000000000000000000000000000000000001")]
+)
+def test_numbers_dynamodb_cannot_store_are_refused_before_the_write(value):
+    with pytest.raises(InvalidRecordError, match="1E\\+126"):
+        codec.to_dynamo({"x": value})
+
+
 def test_unknown_types_are_refused_not_stringified():
     with pytest.raises(InvalidRecordError):
         codec.to_dynamo({"when": object()})
