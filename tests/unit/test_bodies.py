@@ -179,6 +179,24 @@ def test_json_at_the_depth_limit_is_accepted():
     assert payloads.parse_json(body) is not None
 
 
+@pytest.mark.parametrize("boundary", ["it's", "a(b)c", "x,y/z:w=v?", "two words", "'a'b'"])
+@pytest.mark.parametrize("quoted", [False, True])
+def test_every_boundary_rfc_2046_allows_is_read_quoted_or_not(boundary, quoted):
+    # urllib3 (requests) writes the boundary unquoted whatever it holds; the standard library alone
+    # would read "'" as an RFC 2231 delimiter and stop at "(" or ","
+    body, content_type = encode_multipart_formdata([("file", ("a.bin", AWKWARD, "image/png"))], boundary)
+    if quoted:
+        content_type = f'multipart/form-data; boundary="{boundary}"'
+
+    assert payloads.parse_multipart(body, content_type) == [payloads.FormPart("file", "a.bin", AWKWARD)]
+
+
+def test_a_quoted_boundary_with_escapes_is_read():
+    body = b'--a"b\\c\r\nContent-Disposition: form-data; name="file"\r\n\r\nDATA\r\n--a"b\\c--\r\n'
+    parts = payloads.parse_multipart(body, 'multipart/form-data; boundary="a\\"b\\\\c"')
+    assert [part.data for part in parts] == [b"DATA"]
+
+
 @pytest.mark.parametrize("content_type", ["multipart/form-data;0*", "multipart/form-data; boundary=x;0*"])
 def test_a_multipart_header_the_standard_library_cannot_parse_is_a_bad_request(content_type):
     # CPython's email header parser raises IndexError on a parameter named "0*"; the caller sent it

@@ -170,7 +170,10 @@ arbitrary_bytes = st.one_of(
 # Boundaries as browsers, curl and urllib3 write them: RFC 2046 characters that need no quoting, but
 # the apostrophe, which the standard library's parser reads as RFC 2231 charset'language'value
 # syntax when the boundary is not quoted (no common client puts one in a boundary).
-boundaries = st.text(string.ascii_letters + string.digits + "+_-.", min_size=1, max_size=70)
+# RFC 2046's boundary characters; a space may not end one, and urllib3 sends it unquoted
+boundaries = st.text(string.ascii_letters + string.digits + "'()+_,-./:=? ", min_size=1, max_size=70).filter(
+    lambda boundary: boundary.strip() == boundary
+)
 field_names = st.sampled_from(["file", "files", "label", "comment", "File", ""])
 file_names = st.one_of(
     st.none(), st.text(string.ascii_letters + string.digits + "._- ", min_size=1, max_size=20)

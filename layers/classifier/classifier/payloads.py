@@ -32,6 +32,10 @@ from classifier.limits import MAX_JSON_DEPTH, MAX_PAYLOAD_BYTES
 
 _MALFORMED_HEADER_ERRORS = (IndexError, KeyError, ValueError, TypeError, AttributeError)
 _DATA_URL = re.compile(r"^data:[^,;]*(;[^,;=]+=[^,;]*)*;base64,", re.IGNORECASE)
+# An unquoted boundary parameter: its value runs to the next ";" (RFC 2046 boundaries may hold
+# "'", "(", ")", ",", "/", ":", "=", "?" and inner spaces, and clients such as urllib3 send them
+# unquoted).
+_UNQUOTED_BOUNDARY = re.compile(r'(;\s*boundary\s*=\s*)([^";\s][^;]*)', re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -65,9 +69,23 @@ def is_json(kind: str) -> bool:
     return kind == "application/json" or kind.endswith("+json")
 
 
+def _quote_boundary(content_type: str) -> str:
+    """``content_type`` with an unquoted boundary quoted. The standard library's header parser
+    reads such a value as a token, so it would cut ``a(b`` at the "(" and take ``a'b`` for an
+    RFC 2231 charset'language'value."""
+
+    def quoted(match: re.Match) -> str:
+        value = match[2].rstrip().replace("\\", "\\\\").replace('"', '\\"')
+        return f'{match[1]}"{value}"'
+
+    return _UNQUOTED_BOUNDARY.sub(quoted, content_type, count=1)
+
+
 def parse_multipart(body: bytes, content_type: str) -> list[FormPart]:
     """The form-data parts of a ``multipart/form-data`` body, in order."""
-    head = f"Content-Type: {content_type}\r\nMIME-Version: 1.0\r\n\r\n".encode("latin-1", "replace")
+    head = f"Content-Type: {_quote_boundary(content_type)}\r\nMIME-Version: 1.0\r\n\r\n".encode(
+        "latin-1", "replace"
+    )
     try:
         message = BytesParser(policy=policy.HTTP).parsebytes(head + body)
         if not message.is_multipart():
