@@ -31,6 +31,7 @@ from infra.local_api.lambda_runtime import (
     Schedules,
     SqsPoller,
 )
+from infra.local_api.sandbox import IDLE_S
 from infra.local_api.server import ApiServer
 from infra.moto_server import MOTO_CREDENTIALS
 from infra.template import Template
@@ -58,11 +59,13 @@ class LocalApi:
         default_concurrency: int = DEFAULT_CONCURRENCY,
         queue_wait_s: float = QUEUE_WAIT_S,
         prewarm: bool = True,
+        worker_idle_s: float | None = IDLE_S,
     ):
         """``default_concurrency``: workers per function where the template reserves none
         (``ReservedConcurrentExecutions``). ``queue_wait_s``: how long a request waits for a busy
         function's free worker before it gets 429. ``prewarm``: start one worker per API function
-        before serving, so the first requests are warm."""
+        before serving, so the first requests are warm, and keep it. ``worker_idle_s``: how long an
+        idle worker lives before it is stopped (None: until the server stops)."""
         self.region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
         self.parameters = dict(parameters or {})
         self.template = Template(template_path, self.parameters, region=self.region)
@@ -84,6 +87,7 @@ class LocalApi:
         self.default_concurrency = default_concurrency
         self.queue_wait_s = queue_wait_s
         self.prewarm = prewarm
+        self.worker_idle_s = worker_idle_s
         self._saved_environment: dict[str, str | None] = {}
         self._moto = None
         self._started: list = []
@@ -135,6 +139,7 @@ class LocalApi:
             default_concurrency=self.default_concurrency,
             queue_wait_s=self.queue_wait_s,
             keep_warm=api_functions if self.prewarm else (),
+            idle_s=self.worker_idle_s,
         )
         self._started.append(self.runtime.close)
         self.lambda_api = LambdaInvokeApi(self.runtime, host="127.0.0.1")

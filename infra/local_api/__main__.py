@@ -13,6 +13,7 @@ import threading
 
 from infra.local_api import LocalApi
 from infra.local_api.lambda_runtime import DEFAULT_CONCURRENCY
+from infra.local_api.sandbox import IDLE_S
 
 
 def _example(api: LocalApi) -> str:
@@ -54,6 +55,13 @@ def main(argv: list[str] | None = None) -> int:
         f"(default: {DEFAULT_CONCURRENCY})",
     )
     parser.add_argument(
+        "--worker-idle",
+        type=float,
+        default=IDLE_S,
+        help="seconds an idle worker lives before it is stopped, as Lambda reclaims idle sandboxes; "
+        f"0 for never (default: {IDLE_S:.0f}; one worker per API function is always kept)",
+    )
+    parser.add_argument(
         "--schedule-interval",
         type=float,
         default=float(os.environ.get("SCHEDULE_INTERVAL") or 60),
@@ -84,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         bootstrap_data=None if args.data == "none" else args.data,
         default_concurrency=args.concurrency,
         schedule_interval_s=args.schedule_interval,
+        worker_idle_s=args.worker_idle or None,
     )
     api.start()
     storage = "moto, in process" if api.uses_moto else api.storage_endpoint

@@ -29,6 +29,7 @@ import boto3
 
 from infra import events
 from infra.local_api.sandbox import (
+    IDLE_S,
     REPO_ROOT,
     FunctionError,
     FunctionThrottledError,
@@ -167,6 +168,7 @@ class LocalLambda:
         default_concurrency: int = DEFAULT_CONCURRENCY,
         queue_wait_s: float = QUEUE_WAIT_S,
         keep_warm: Iterable[str] = (),
+        idle_s: float | None = IDLE_S,
     ):
         self.template = template
         self.region = region
@@ -181,6 +183,7 @@ class LocalLambda:
                 or default_concurrency,
                 self._starter(function),
                 keep_warm=1 if function_id in warm else 0,
+                idle_s=idle_s,
             )
             for function_id, function in template.functions.items()
         }

@@ -11,7 +11,8 @@ A ``SandboxPool`` holds one function's sandboxes: it reuses an idle one (warm), 
 (cold) while the function is under its concurrency limit, and otherwise makes the caller wait for
 a free one up to a bound, after which the caller is throttled, as Lambda answers 429 when a
 function's reserved concurrency is spent. A sandbox past its time limit is killed; one that dies
-mid-event is discarded; either way the next event gets a fresh one.
+mid-event is discarded; either way the next event gets a fresh one. A sandbox idle for
+``IDLE_S`` is stopped, as Lambda reclaims idle environments, except the ones the pool keeps warm.
 """
 
 import json
@@ -37,6 +38,9 @@ REPO_ROOT = Path(__file__).resolve().parents[2]  # where ``infra`` imports from,
 _HEADER = struct.Struct(">I")
 _READ_CHUNK = 1 << 20
 STOP_GRACE_S = 3.0  # a worker asked to stop gets this long before it is killed
+# Lambda does not document how long an idle environment lives; it is minutes, so the local one is
+# stopped after ten, which bounds how many idle workers a long ``make serve`` holds.
+IDLE_S = 600.0
 
 
 class FunctionError(Exception):
@@ -249,7 +253,8 @@ class Sandbox:
 
 class SandboxPool:
     """Up to ``limit`` sandboxes of one function: warm ones reused (newest first), cold ones
-    started on demand, callers over the limit queued for a bounded time, then throttled."""
+    started on demand, callers over the limit queued for a bounded time, then throttled. Idle ones
+    are stopped after ``idle_s`` (None: never), oldest first, down to ``keep_warm``."""
 
     def __init__(
         self,
@@ -257,13 +262,19 @@ class SandboxPool:
         limit: int,
         start_sandbox: Callable[[], Sandbox],
         keep_warm: int = 0,
+        idle_s: float | None = IDLE_S,
     ):
         self.function = function
         self.limit = limit
         self.keep_warm = min(keep_warm, limit)
+        self.idle_s = idle_s
+        self.reclaimed = 0  # sandboxes stopped for being idle
         self.cold_starts = 0
         self._start_sandbox = start_sandbox
-        self._idle: list[Sandbox] = []
+        self._idle: list[Sandbox] = []  # longest idle first
+        self._idle_since: dict[Sandbox, float] = {}
+        self._reaping = False
+        self._closing = threading.Event()  # wakes the reaper, which sleeps apart from callers
         self._all: set[Sandbox] = set()
         self._size = 0  # sandboxes alive or starting, idle or busy
         self._warming = 0  # of those, starting for no caller (a replacement being pre-warmed)
@@ -353,6 +364,7 @@ class SandboxPool:
                     )
                 while self._idle:
                     sandbox = self._idle.pop()
+                    self._idle_since.pop(sandbox, None)
                     if sandbox.alive:
                         return sandbox
                     self._forget(sandbox)  # died while idle: Lambda would start another
@@ -399,7 +411,13 @@ class SandboxPool:
         with self._changed:
             if reusable and not self._closed and sandbox.alive:
                 self._idle.append(sandbox)
+                self._idle_since[sandbox] = time.monotonic()
                 self._changed.notify()
+                if self.idle_s is not None and not self._reaping:
+                    self._reaping = True
+                    threading.Thread(
+                        target=self._reap, name=f"reap-{self.function.logical_id}", daemon=True
+                    ).start()
                 return
             self._forget(sandbox)
             # Only a worker that had started: one that failed its cold start would fail again, forever.
@@ -413,12 +431,40 @@ class SandboxPool:
                 daemon=True,
             ).start()
 
+    def _reap(self) -> None:
+        """Stop sandboxes idle for ``idle_s``, oldest first, keeping ``keep_warm`` alive; runs
+        while any idle sandbox could be stopped, and is started again by the next release."""
+        while True:
+            with self._changed:
+                now = time.monotonic()
+                spare = max(0, self._size - self.keep_warm)
+                stale = [s for s in self._idle if now - self._idle_since[s] >= self.idle_s][:spare]
+                for sandbox in stale:
+                    self._idle.remove(sandbox)
+                    del self._idle_since[sandbox]
+                    self._forget(sandbox)
+                self.reclaimed += len(stale)
+                if not stale:
+                    if self._closed or not self._idle or spare == 0:
+                        self._reaping = False
+                        return
+                    # a release never makes an earlier deadline, so sleep until the oldest one's
+                    wait_s = min(self._idle_since[s] for s in self._idle) + self.idle_s - now
+            if not stale:
+                self._closing.wait(max(0.01, wait_s))
+                continue
+            for sandbox in stale:
+                logger.info("%s: stopped a worker idle for %.0f s", self.function.logical_id, self.idle_s)
+                sandbox.stop(kill=False)
+
     def close(self) -> None:
         """Stop every sandbox. Busy ones are signalled and reaped here; the thread using each
         closes its pipes when it sees the worker gone (its caller gets a ``FunctionError``)."""
         with self._changed:
             self._closed = True
+            self._closing.set()
             idle, self._idle = self._idle, []
+            self._idle_since.clear()
             busy = [sandbox for sandbox in self._all if sandbox not in idle]
             self._changed.notify_all()
         for sandbox in idle + busy:
