@@ -132,6 +132,42 @@ def test_another_label_needs_replace_and_then_moves_the_image(aws):
     assert training_data.summary(aws.s3, aws.bucket, {})["feedback_total"] == 1
 
 
+def test_a_replace_that_stopped_before_the_old_image_went_is_finished_by_its_repeat(aws, monkeypatch):
+    # The record is written first; a sandbox that dies before the old label's image is taken off
+    # leaves it behind, and the client's retry of the same request must take it off.
+    prediction_id = stored(aws)
+    cat = give(aws, prediction_id, label="cat").answer["training_image"]["key"]
+    remove = training_data.remove_feedback_image
+
+    def interrupted(*args):
+        raise TimeoutError("the sandbox stopped here")
+
+    monkeypatch.setattr(training_data, "remove_feedback_image", interrupted)
+    with pytest.raises(TimeoutError):
+        give(aws, prediction_id, label="bird", replace=True)
+    assert exists(aws, cat)  # the stale image, still counted as training data of "cat"
+    monkeypatch.setattr(training_data, "remove_feedback_image", remove)
+
+    again = give(aws, prediction_id, label="bird", replace=True)
+
+    assert not again.written and again.answer["feedback"]["replaced"] == ["cat"]
+    assert not exists(aws, cat) and exists(aws, again.answer["training_image"]["key"])
+    assert training_data.summary(aws.s3, aws.bucket, {})["feedback_total"] == 1
+
+
+def test_a_label_replaced_twice_remembers_every_label_it_replaced(aws):
+    prediction_id = stored(aws)
+    give(aws, prediction_id, label="cat")
+    assert give(aws, prediction_id, label="bird", replace=True).answer["feedback"]["replaced"] == ["cat"]
+    assert give(aws, prediction_id, label="cat", replace=True).answer["feedback"]["replaced"] == ["bird"]
+    final = give(aws, prediction_id, label="frog", replace=True)
+
+    assert final.answer["feedback"]["replaced"] == ["bird", "cat"]
+    assert records.get_record(aws.predictions, prediction_id)["feedback"] == final.answer["feedback"]
+    _, manifest = training_data.load_user_data_with_manifest(aws.s3, aws.bucket)
+    assert [image["label"] for image in manifest["feedback_images"]] == ["frog"]
+
+
 def test_a_replaced_label_keeps_an_image_another_feedback_also_produced(aws):
     first, second = stored(aws), stored(aws, owner=BOB.key_id)  # the same input twice
     key = give(aws, first, label="cat").answer["training_image"]["key"]

@@ -5,7 +5,9 @@ is written onto the prediction record conditionally (:func:`classifier.api.recor
 
 - the same label again is idempotent: 200 with the same answer, nothing written (and the training
   image made sure of, so a first attempt that stopped after the record write is completed);
-- a different label replaces the earlier one only with ``replace``, else 409 ``conflict``;
+- a different label replaces the earlier one only with ``replace``, else 409 ``conflict``; the
+  feedback then lists the labels it replaced (``replaced``), so that a repeat of the request also
+  finishes moving the image if the first attempt stopped before the old one was taken off;
 - a concurrent write between the read and the write fails the condition, and the request is decided
   again on what that write left.
 
@@ -52,7 +54,9 @@ def give_feedback(
         label = true_label(request, item["label"])
         existing = item.get(records.FEEDBACK_ATTRIBUTE)
         if existing is not None and existing["label"] == label:
-            return _outcome(item, _keep_image(s3, bucket, item), written=False)
+            image = _keep_image(s3, bucket, item)
+            _release_replaced(s3, bucket, item)
+            return _outcome(item, image, written=False)
         if existing is not None and not request.replace:
             raise ConflictError(
                 f"This prediction already has feedback with label {existing['label']!r}; "
@@ -64,6 +68,9 @@ def give_feedback(
             "given_at": clock.utc_now(),
             "by": caller.key_id,
         }
+        if existing is not None:
+            earlier = [*existing.get("replaced", []), existing["label"]]
+            feedback["replaced"] = [old for old in dict.fromkeys(earlier) if old != label]
         try:
             updated = records.write_feedback(
                 table,
@@ -74,11 +81,7 @@ def give_feedback(
         except records.FeedbackChangedError:
             continue  # another request wrote feedback since the read: decide again on what it wrote
         image = _keep_image(s3, bucket, updated)
-        if existing is not None and updated.get(records.INPUT_ATTRIBUTE) is not None:
-            png = bytes(updated[records.INPUT_ATTRIBUTE])
-            training_data.remove_feedback_image(
-                s3, bucket, training_data.feedback_image_key(existing["label"], png), prediction_id, png
-            )
+        _release_replaced(s3, bucket, updated)
         return _outcome(updated, image, written=True)
     raise ConflictError("The prediction's feedback kept changing while this request was written; retry.")
 
@@ -117,6 +120,18 @@ def _keep_image(s3: Any, bucket: str, item: dict) -> dict[str, Any]:
         },
     )
     return {"added": True, "label": feedback["label"], "key": key}
+
+
+def _release_replaced(s3: Any, bucket: str, item: dict) -> None:
+    """Take this prediction's claim off the training image of every label its feedback replaced
+    (idempotent: a claim already taken off is a no-op), after the current label's image is kept."""
+    png = item.get(records.INPUT_ATTRIBUTE)
+    if png is None:
+        return
+    png = bytes(png)
+    for old in item[records.FEEDBACK_ATTRIBUTE].get("replaced", []):
+        key = training_data.feedback_image_key(old, png)
+        training_data.remove_feedback_image(s3, bucket, key, item["id"], png)
 
 
 def _outcome(item: dict, image: dict, *, written: bool) -> FeedbackOutcome:
