@@ -9,6 +9,11 @@ from infra.local_api.sandbox import SandboxPool
 from infra.template import Template
 
 
+def _function():
+    """Any function of the template: the pool reads only its name and timeout."""
+    return next(iter(Template(Path(__file__).parents[2] / "template.yaml").functions.values()))
+
+
 class SlowStartingSandbox:
     """A sandbox whose cold start lasts until ``started`` is set."""
 
@@ -27,9 +32,10 @@ class SlowStartingSandbox:
 
 
 def test_a_call_at_the_limit_takes_over_a_replacement_still_starting_instead_of_a_429():
-    function = next(iter(Template(Path(__file__).parents[2] / "template.yaml").functions.values()))
     started = threading.Event()
-    pool = SandboxPool(function, limit=1, start_sandbox=lambda: SlowStartingSandbox(started, 7), keep_warm=1)
+    pool = SandboxPool(
+        _function(), limit=1, start_sandbox=lambda: SlowStartingSandbox(started, 7), keep_warm=1
+    )
     warming = threading.Thread(target=pool.prewarm, args=(time.monotonic() + 10,))
     warming.start()
     deadline = time.monotonic() + 5
@@ -75,7 +81,6 @@ class HeldSandbox:
 
 
 def _pool(limit: int, keep_warm: int, idle_s: float | None):
-    function = next(iter(Template(Path(__file__).parents[2] / "template.yaml").functions.values()))
     go, started = threading.Event(), []
 
     def start():
@@ -83,7 +88,7 @@ def _pool(limit: int, keep_warm: int, idle_s: float | None):
         return started[-1]
 
     return (
-        SandboxPool(function, limit=limit, start_sandbox=start, keep_warm=keep_warm, idle_s=idle_s),
+        SandboxPool(_function(), limit=limit, start_sandbox=start, keep_warm=keep_warm, idle_s=idle_s),
         go,
         started,
     )
