@@ -406,6 +406,49 @@ def test_a_broken_new_version_never_replaces_the_serving_one_and_a_fixed_one_doe
     assert body["model_version"] == "v3" and body["model_sha256"] == SHA and body["label"] == "dog"
 
 
+def test_an_s3_that_hangs_during_a_swap_leaves_the_old_model_answering_in_time(
+    aws, load_event, lambda_context, monkeypatch
+):
+    # given v2 serving, then v3 promoted while S3 accepts the fetch's connection and never answers
+    publish(aws, "v2")
+    assert predict_now(load_event, lambda_context)["model_version"] == "v2"
+    publish(aws, "v3")
+    hung = HungEndpoint()
+
+    def to_hung(request, **_):
+        if "models/v3" in request.url:
+            request.url = hung.url + request.url.split("/", 3)[3]
+
+    s3_events = aws_clients.client("s3").meta.events
+    s3_events.register_first("before-send.s3.GetObject", to_hung)
+    deadline = model_provider.get_settings().model_fetch_deadline_seconds
+
+    # when clients predict while the fetch hangs
+    try:
+        for _ in range(2):
+            started = time.monotonic()
+            body = predict_now(load_event, lambda_context)
+            took = time.monotonic() - started
+
+            # then v2 answers within the fetch deadline, far inside the function's timeout, and
+            # the prediction is recorded as v2's
+            timeout = aws.template.functions["PredictFunction"].timeout_s
+            assert body["model_version"] == "v2" and body["stored"] is True
+            assert took < deadline + 1 < timeout * 0.5, (took, deadline)
+            assert records.get_record(aws.predictions, body["id"])["model_version"] == "v2"
+    finally:
+        # when S3 answers again (the hung connection drops: that fetch fails, the next one passes)
+        s3_events.unregister("before-send.s3.GetObject", to_hung)
+        hung.close()
+
+    # then a request after the failed fetch has ended is served by v3
+    for thread in threading.enumerate():
+        if thread.name.startswith("model-load-"):
+            thread.join(30)
+    body = predict_now(load_event, lambda_context)
+    assert body["model_version"] == "v3" and body["label"] == "dog"
+
+
 # ---- 4. an ingest killed half way through a zip
 
 

@@ -3,9 +3,12 @@ never replaced by a model that fails to load, and the layer's baseline when the 
 
 import hashlib
 import json
+import threading
+import time
 
 import numpy as np
 import pytest
+from botocore.exceptions import ReadTimeoutError
 
 from classifier import storage
 from classifier.api import model_provider
@@ -164,3 +167,158 @@ def test_expiring_makes_the_next_request_reread_the_pointer(aws, provider, clock
     # when the provider is expired (after a SnapStart restore), the next request serves the new version
     provider.expire()
     assert provider.current().version == "v2"
+
+
+# ---- a fetch that does not end: S3 accepting the request and never answering
+
+
+class HeldFetch:
+    """A model fetch the test holds until it calls :meth:`release` (S3 hung, then answering)."""
+
+    def __init__(self, content: bytes = BASELINE_BYTES):
+        self.content = content
+        self.calls: list[str] = []
+        self.error: BaseException | None = None
+        self._released = threading.Event()
+
+    def __call__(self, version: str) -> bytes:
+        self.calls.append(version)
+        self._released.wait(10)
+        if self.error is not None:
+            raise self.error
+        return self.content
+
+    def release(self) -> None:
+        self._released.set()
+
+
+class Registry:
+    """The pointer, as the test sets it."""
+
+    def __init__(self, version: str | None = None):
+        self.pointer = registry.Pointer(version, SHA) if version else None
+
+    def __call__(self) -> registry.Pointer | None:
+        return self.pointer
+
+
+def held_provider(pointer: Registry, fetch: HeldFetch, clock, *, deadline: float = 0.05) -> ModelProvider:
+    return ModelProvider(
+        read_pointer=pointer, fetch=fetch, refresh_seconds=60, fetch_deadline_seconds=deadline, clock=clock
+    )
+
+
+def ended(fetch_thread_name: str = "model-load-") -> bool:
+    """Whether every model fetch thread has ended (joined, so a test reads its outcome)."""
+    for thread in threading.enumerate():
+        if thread.name.startswith(fetch_thread_name):
+            thread.join(5)
+    return not any(t.name.startswith(fetch_thread_name) for t in threading.enumerate())
+
+
+def test_a_hung_fetch_leaves_the_serving_model_answering_within_the_deadline(clock):
+    # given v1 serving, then v2 promoted with S3 holding its fetch
+    pointer, fetch = Registry("v1"), HeldFetch()
+    provider = held_provider(pointer, fetch, clock)
+    fetch.release()
+    assert provider.current().version == "v1"
+    fetch._released.clear()
+    pointer.pointer = registry.Pointer("v2", SHA)
+    clock.now += 60
+
+    # when requests come in while the fetch hangs, across several refreshes
+    started = time.monotonic()
+    answered = []
+    for _ in range(3):
+        answered.append(provider.current().version)
+        clock.now += 60
+    took = time.monotonic() - started
+
+    # then v1 answers each at once, and v2 is fetched once, not once per refresh
+    assert answered == ["v1", "v1", "v1"] and took < 1.0
+    assert fetch.calls == ["v1", "v2"]
+
+    # when S3 answers, the next request is served by v2, without waiting for a refresh
+    fetch.release()
+    assert ended()
+    assert provider.current().version == "v2"
+
+
+def test_a_hung_fetch_on_a_cold_start_serves_the_baseline_until_it_ends(clock):
+    pointer, fetch = Registry("v2"), HeldFetch()
+    provider = held_provider(pointer, fetch, clock)
+
+    assert provider.current().version == BASELINE_VERSION
+
+    fetch.release()
+    assert ended()
+    assert provider.current().version == "v2"
+
+
+def test_a_healthy_fetch_swaps_on_the_request_that_notices_the_pointer(clock):
+    # given a deadline longer than the fetch takes: no request is answered by the old model
+    pointer, fetch = Registry("v2"), HeldFetch()
+    fetch.release()
+    provider = held_provider(pointer, fetch, clock, deadline=5)
+    assert provider.current().version == "v2"
+
+
+def test_a_hung_fetch_that_fails_is_retried_at_the_next_refresh(clock):
+    pointer, fetch = Registry("v1"), HeldFetch()
+    fetch.release()
+    provider = held_provider(pointer, fetch, clock)
+    provider.current()
+    fetch._released.clear()
+    pointer.pointer = registry.Pointer("v2", SHA)
+    clock.now += 60
+    assert provider.current().version == "v1"
+
+    # when the hung fetch ends in an error (the S3 client's attempts used up)
+    fetch.error = ReadTimeoutError(endpoint_url="https://s3.amazonaws.com/")
+    fetch.release()
+    assert ended()
+
+    # then v1 keeps serving until the next refresh, which fetches v2 again and serves it
+    assert provider.current().version == "v1"
+    fetch.error = None
+    clock.now += 60
+    assert provider.current().version == "v2" and fetch.calls == ["v1", "v2", "v2"]
+
+
+def test_a_version_fetched_after_the_registry_moved_on_never_serves(clock):
+    # given v1 serving and v2's fetch hanging
+    pointer, fetch = Registry("v1"), HeldFetch()
+    fetch.release()
+    provider = held_provider(pointer, fetch, clock)
+    provider.current()
+    fetch._released.clear()
+    pointer.pointer = registry.Pointer("v2", SHA)
+    clock.now += 60
+    provider.current()
+
+    # when v2 is rolled back (the pointer names v1 again) before its fetch ends
+    pointer.pointer = registry.Pointer("v1", SHA)
+    clock.now += 60
+    assert provider.current().version == "v1"
+    fetch.release()
+    assert ended()
+
+    # then v2 never serves
+    assert provider.current().version == "v1"
+    clock.now += 60
+    assert provider.current().version == "v1"
+
+
+def test_a_bug_in_a_background_fetch_is_raised_not_taken_for_a_broken_model(clock):
+    pointer, fetch = Registry("v2"), HeldFetch()
+    fetch.error = TypeError("a bug")
+    fetch.release()
+    provider = held_provider(pointer, fetch, clock, deadline=5)
+    with pytest.raises(TypeError, match="a bug"):
+        provider.current()
+
+
+def test_the_fetch_deadline_comes_from_the_environment(aws, monkeypatch):
+    monkeypatch.setenv("MODEL_FETCH_DEADLINE_SECONDS", "0.5")
+    model_provider.get_settings.cache_clear()
+    assert registry_provider()._fetch_deadline == 0.5

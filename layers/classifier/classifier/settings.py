@@ -13,6 +13,9 @@ from functools import cache
 from classifier.limits import DEFAULT_JOB_CHUNK_IMAGES
 
 DEFAULT_MODEL_REFRESH_SECONDS = 60.0
+# How long a request waits for a new version's .tflite before the serving model answers it
+# (classifier.api.model_provider); S3 serves the 1-2 MB object in a fraction of it.
+DEFAULT_MODEL_FETCH_DEADLINE_SECONDS = 2.0
 # The monitor's defaults (classifier.drift says why these figures); stdlib only here: the layer's
 # build imports classifier.aws, and with it this module, without numpy.
 DEFAULT_DRIFT_THRESHOLD = 0.1
@@ -27,6 +30,8 @@ class Settings:
     jobs_table: str  # JOBS_TABLE: retraining jobs
     artifacts_bucket: str  # ARTIFACTS_BUCKET: models, datasets, training data (see classifier.storage)
     model_refresh_seconds: float  # MODEL_REFRESH_SECONDS: how often serving re-reads the registry pointer
+    # MODEL_FETCH_DEADLINE_SECONDS: how long a request waits for a new model's fetch
+    model_fetch_deadline_seconds: float = DEFAULT_MODEL_FETCH_DEADLINE_SECONDS
     idempotency_table: str = ""  # IDEMPOTENCY_TABLE: Powertools idempotency records of POST /retrain
     retrain_function: str = ""  # RETRAIN_FUNCTION: name of the retraining Lambda, invoked asynchronously
     base_train_data: str = ""  # BASE_TRAIN_DATA: path or s3:// URI; default s3://<bucket>/datasets/base/...
@@ -66,6 +71,9 @@ class Settings:
             jobs_table=environ.get("JOBS_TABLE", ""),
             artifacts_bucket=environ.get("ARTIFACTS_BUCKET", ""),
             model_refresh_seconds=model_refresh_seconds,
+            model_fetch_deadline_seconds=_number(
+                environ, "MODEL_FETCH_DEADLINE_SECONDS", DEFAULT_MODEL_FETCH_DEADLINE_SECONDS
+            ),
             idempotency_table=environ.get("IDEMPOTENCY_TABLE", ""),
             retrain_function=environ.get("RETRAIN_FUNCTION", ""),
             base_train_data=environ.get("BASE_TRAIN_DATA", ""),

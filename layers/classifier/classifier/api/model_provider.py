@@ -8,6 +8,13 @@ serving model. A version that fails to load (missing object, checksum mismatch, 
 logged and the serving model stays; it is retried at the next refresh. With no pointer item, or no
 registry configured, the baseline model shipped in the layer serves. If the registry cannot be
 reached on a cold start, the baseline serves until it can.
+
+The fetch runs in a thread of its own, and a request waits for it at most
+``MODEL_FETCH_DEADLINE_SECONDS``: S3 answers a 1-2 MB object in well under that, so a healthy swap
+still happens on the request that notices the new pointer. An S3 that stops answering would
+otherwise hold that request for the S3 client's 4 attempts of up to 2 s + 5 s, past the predict
+function's timeout; instead the serving model (the baseline on a cold start) answers, and the first
+request after the fetch ends swaps the new model in. One fetch runs at a time.
 """
 
 import logging
@@ -27,7 +34,7 @@ from classifier.errors import ModelLoadError
 from classifier.litert import INPUT_SHAPE, TFLiteModel
 from classifier.mlops import registry
 from classifier.mlops.registry import Pointer
-from classifier.settings import get_settings
+from classifier.settings import DEFAULT_MODEL_FETCH_DEADLINE_SECONDS, get_settings
 
 logger = logging.getLogger(__name__)
 
@@ -57,8 +64,40 @@ def load_baseline(directory: Path = BASELINE_DIR) -> ServedModel:
     return ServedModel(version=str(card.get("version", "baseline")), sha256=model.sha256, predictor=model)
 
 
+class _Load:
+    """One version's fetch and load, in a daemon thread: a hung S3 holds neither a request nor the
+    process's exit. Its outcome is read once :meth:`wait` says it is done."""
+
+    def __init__(self, pointer: Pointer, fetch: Callable[[str], bytes]):
+        self.pointer = pointer
+        self.model: TFLiteModel | None = None
+        self.error: BaseException | None = None
+        self._done = threading.Event()
+        self._fetch = fetch
+        threading.Thread(target=self._run, name=f"model-load-{pointer.version}", daemon=True).start()
+
+    def _run(self) -> None:
+        try:
+            self.model = TFLiteModel.from_bytes(
+                self._fetch(self.pointer.version), expected_sha256=self.pointer.sha256
+            )
+        except BaseException as error:  # handed to the request that reads the outcome
+            self.error = error
+        finally:
+            self._done.set()
+
+    def done(self) -> bool:
+        return self._done.is_set()
+
+    def wait(self, seconds: float) -> bool:
+        return self._done.wait(seconds)
+
+
 class ModelProvider:
-    """The serving model and the rules for replacing it. Thread-safe; ``clock`` is injectable for tests."""
+    """The serving model and the rules for replacing it. Thread-safe; ``clock`` is injectable for tests.
+
+    ``fetch_deadline_seconds`` is how long a request waits for a new version's fetch before the
+    serving model answers it instead."""
 
     def __init__(
         self,
@@ -67,20 +106,26 @@ class ModelProvider:
         fetch: Callable[[str], bytes],
         baseline: Callable[[], ServedModel] = load_baseline,
         refresh_seconds: float,
+        fetch_deadline_seconds: float = DEFAULT_MODEL_FETCH_DEADLINE_SECONDS,
         clock: Callable[[], float] = time.monotonic,
     ):
         self._read_pointer = read_pointer
         self._fetch = fetch
         self._load_baseline = baseline
         self._refresh_seconds = refresh_seconds
+        self._fetch_deadline = fetch_deadline_seconds
         self._clock = clock
         self._lock = threading.Lock()
         self._baseline: ServedModel | None = None
         self._served: ServedModel | None = None
+        self._loading: _Load | None = None
+        self._wanted: Pointer | None = None  # what the pointer named when last read
         self._next_check = 0.0
 
     def current(self) -> ServedModel:
         with self._lock:
+            if self._loading is not None and self._loading.done():
+                self._finish(self._loading)
             now = self._clock()
             if self._served is None or now >= self._next_check:
                 self._next_check = now + self._refresh_seconds
@@ -116,9 +161,9 @@ class ModelProvider:
             pointer = self._read_pointer()
         except _LOAD_ERRORS:
             logger.exception("Cannot read the model registry pointer; keeping the serving model")
-            if self._served is None:
-                self._swap(self._baseline_model())
+            self._serve_something()
             return
+        self._wanted = pointer
         if pointer is None:
             self._swap(self._baseline_model())
             return
@@ -127,18 +172,59 @@ class ModelProvider:
             pointer.sha256,
         ):
             return
-        try:
-            model = TFLiteModel.from_bytes(self._fetch(pointer.version), expected_sha256=pointer.sha256)
-        except _LOAD_ERRORS:
-            logger.exception(
-                "Model %s failed to load; it does not replace the serving model",
+        load = self._loading
+        if load is None:
+            load = self._loading = _Load(pointer, self._fetch)
+        elif load.pointer != pointer:
+            # another version's fetch is still hanging: wait for it to end rather than start a second
+            logger.warning(
+                "Model %s is not fetched while the fetch of %s has not ended",
                 pointer.version,
+                load.pointer.version,
+                extra={"model_version": pointer.version, "fetching_version": load.pointer.version},
+            )
+            self._serve_something()
+            return
+        if load.wait(self._fetch_deadline):
+            self._finish(load)
+        else:
+            logger.warning(
+                "Model %s is still being fetched after %s s; the serving model answers meanwhile",
+                pointer.version,
+                self._fetch_deadline,
                 extra={"model_version": pointer.version, "model_sha256": pointer.sha256},
             )
-            if self._served is None:
-                self._swap(self._baseline_model())
+            self._serve_something()
+
+    def _serve_something(self) -> None:
+        if self._served is None:
+            self._swap(self._baseline_model())
+
+    def _finish(self, load: _Load) -> None:
+        """Serve the outcome of a fetch that has ended, or log why it does not serve."""
+        self._loading = None
+        pointer = load.pointer
+        if pointer != self._wanted:
+            # the registry moved on while it was fetched: read the pointer again now
+            logger.info(
+                "Model %s was fetched after the registry stopped naming it; it does not serve",
+                pointer.version,
+                extra={"model_version": pointer.version},
+            )
+            self._next_check = float("-inf")
             return
-        self._swap(ServedModel(version=pointer.version, sha256=model.sha256, predictor=model))
+        if load.model is not None:
+            self._swap(ServedModel(version=pointer.version, sha256=load.model.sha256, predictor=load.model))
+            return
+        if not isinstance(load.error, _LOAD_ERRORS):
+            raise load.error  # a bug, not a broken artifact: it must not pass as one
+        logger.error(
+            "Model %s failed to load; it does not replace the serving model",
+            pointer.version,
+            exc_info=load.error,
+            extra={"model_version": pointer.version, "model_sha256": pointer.sha256},
+        )
+        self._serve_something()
 
 
 def registry_provider(*, clock: Callable[[], float] = time.monotonic) -> ModelProvider:
@@ -155,7 +241,11 @@ def registry_provider(*, clock: Callable[[], float] = time.monotonic) -> ModelPr
         return aws.s3().get_object(Bucket=settings.artifacts_bucket, Key=key)["Body"].read()
 
     return ModelProvider(
-        read_pointer=read_pointer, fetch=fetch, refresh_seconds=settings.model_refresh_seconds, clock=clock
+        read_pointer=read_pointer,
+        fetch=fetch,
+        refresh_seconds=settings.model_refresh_seconds,
+        fetch_deadline_seconds=settings.model_fetch_deadline_seconds,
+        clock=clock,
     )
 
 
