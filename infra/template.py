@@ -137,6 +137,11 @@ class Function:
     environment: dict[str, str]
     layer_dirs: tuple[Path, ...] = field(default=())
     reserved_concurrency: int | None = None  # ReservedConcurrentExecutions: at most this many at once
+    # DeadLetterQueue of Type SQS: the local name of the queue an asynchronous event goes to after
+    # it failed on every try
+    dead_letter_queue: str | None = None
+    # EventInvokeConfig.MaximumRetryAttempts: retries of a failed asynchronous event (Lambda's default 2)
+    async_retries: int = 2
 
     @property
     def module_file(self) -> Path:
@@ -475,7 +480,17 @@ class Template:
             environment={key: str(value) for key, value in environment.items()},
             layer_dirs=tuple(path.resolve() for path in layer_dirs),
             reserved_concurrency=_optional_int(self.resolve(properties.get("ReservedConcurrentExecutions"))),
+            dead_letter_queue=self._dead_letter_queue(properties),
+            async_retries=int(
+                self.resolve((properties.get("EventInvokeConfig") or {}).get("MaximumRetryAttempts", 2))
+            ),
         )
+
+    def _dead_letter_queue(self, properties: dict) -> str | None:
+        target = self.resolve(properties.get("DeadLetterQueue") or {})
+        if target.get("Type") != "SQS":
+            return None  # none, or an SNS topic, which the local API does not stand in for
+        return str(target["TargetArn"]).rsplit(":", 1)[-1]  # an ARN's last field is the name
 
     def function_by_name(self, name: str) -> Function | None:
         """A function by logical id, local physical name or ARN (what Lambda's Invoke accepts)."""

@@ -25,6 +25,7 @@ from infra.local_api.gateway import INTEGRATION_TIMEOUT_S, Gateway, KeyGrant
 from infra.local_api.lambda_runtime import (
     DEFAULT_CONCURRENCY,
     QUEUE_WAIT_S,
+    ASYNC_RETRY_DELAYS_S,
     LambdaInvokeApi,
     LocalLambda,
     S3Notifications,
@@ -60,12 +61,15 @@ class LocalApi:
         queue_wait_s: float = QUEUE_WAIT_S,
         prewarm: bool = True,
         worker_idle_s: float | None = IDLE_S,
+        async_retry_delays_s: tuple[float, ...] = ASYNC_RETRY_DELAYS_S,
     ):
         """``default_concurrency``: workers per function where the template reserves none
         (``ReservedConcurrentExecutions``). ``queue_wait_s``: how long a request waits for a busy
         function's free worker before it gets 429. ``prewarm``: start one worker per API function
         before serving, so the first requests are warm, and keep it. ``worker_idle_s``: how long an
-        idle worker lives before it is stopped (None: until the server stops)."""
+        idle worker lives before it is stopped (None: until the server stops).
+        ``async_retry_delays_s``: the waits before the retries of a failed asynchronous event (Lambda's
+        1 and 2 minutes by default), after which it goes to the function's dead-letter queue."""
         self.region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
         self.parameters = dict(parameters or {})
         self.template = Template(template_path, self.parameters, region=self.region)
@@ -88,6 +92,7 @@ class LocalApi:
         self.queue_wait_s = queue_wait_s
         self.prewarm = prewarm
         self.worker_idle_s = worker_idle_s
+        self.async_retry_delays_s = async_retry_delays_s
         self._saved_environment: dict[str, str | None] = {}
         self._moto = None
         self._started: list = []
@@ -140,6 +145,7 @@ class LocalApi:
             queue_wait_s=self.queue_wait_s,
             keep_warm=api_functions if self.prewarm else (),
             idle_s=self.worker_idle_s,
+            async_retry_delays_s=self.async_retry_delays_s,
         )
         self._started.append(self.runtime.close)
         self.lambda_api = LambdaInvokeApi(self.runtime, host="127.0.0.1")

@@ -12,7 +12,7 @@ import sys
 import threading
 
 from infra.local_api import LocalApi
-from infra.local_api.lambda_runtime import DEFAULT_CONCURRENCY
+from infra.local_api.lambda_runtime import ASYNC_RETRY_DELAYS_S, DEFAULT_CONCURRENCY
 from infra.local_api.sandbox import IDLE_S
 
 
@@ -27,6 +27,16 @@ def _example(api: LocalApi) -> str:
 
 def _keys(value: str | None) -> list[str]:
     return [key.strip() for key in (value or "").split(",") if key.strip()]
+
+
+def _delays(value: str) -> tuple[float, ...]:
+    try:
+        delays = tuple(float(part) for part in value.split(",") if part.strip())
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"not comma-separated seconds: {value!r}") from error
+    if any(delay < 0 for delay in delays):
+        raise argparse.ArgumentTypeError(f"a delay cannot be negative: {value!r}")
+    return delays
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,6 +72,14 @@ def main(argv: list[str] | None = None) -> int:
         f"0 for never (default: {IDLE_S:.0f}; one worker per API function is always kept)",
     )
     parser.add_argument(
+        "--async-retry-delays",
+        type=_delays,
+        default=ASYNC_RETRY_DELAYS_S,
+        help="seconds before each retry of a failed asynchronous event, comma-separated, after which "
+        "it goes to the function's dead-letter queue (default: "
+        f"{','.join(f'{d:.0f}' for d in ASYNC_RETRY_DELAYS_S)}, as Lambda)",
+    )
+    parser.add_argument(
         "--schedule-interval",
         type=float,
         default=float(os.environ.get("SCHEDULE_INTERVAL") or 60),
@@ -93,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         default_concurrency=args.concurrency,
         schedule_interval_s=args.schedule_interval,
         worker_idle_s=args.worker_idle or None,
+        async_retry_delays_s=args.async_retry_delays,
     )
     api.start()
     storage = "moto, in process" if api.uses_moto else api.storage_endpoint

@@ -56,6 +56,8 @@ logger = logging.getLogger("local_api.lambda")
 WORKER_GRACE_S = 2.0  # a worker gets this long past its Timeout to write its result before it is killed
 DEFAULT_CONCURRENCY = 4  # workers per function where the template reserves no concurrency
 QUEUE_WAIT_S = 10.0  # how long a synchronous caller waits for a busy function's free worker
+# Between the tries of a failed asynchronous event: Lambda waits about a minute, then about two
+ASYNC_RETRY_DELAYS_S = (60.0, 120.0)
 # Local stand-ins for what Lambda itself provides; X-Ray has no daemon here.
 LAMBDA_ENVIRONMENT = {
     "POWERTOOLS_TRACE_DISABLED": "true",
@@ -169,11 +171,14 @@ class LocalLambda:
         queue_wait_s: float = QUEUE_WAIT_S,
         keep_warm: Iterable[str] = (),
         idle_s: float | None = IDLE_S,
+        async_retry_delays_s: tuple[float, ...] = ASYNC_RETRY_DELAYS_S,
     ):
         self.template = template
         self.region = region
         self.parameters = dict(parameters or {})
         self.queue_wait_s = queue_wait_s
+        self.async_retry_delays_s = async_retry_delays_s
+        self._closing = threading.Event()  # ends the waits between an asynchronous event's tries
         warm = set(keep_warm)
         self.pools = {
             function_id: SandboxPool(
@@ -247,12 +252,50 @@ class LocalLambda:
         ).start()
 
     def _run_in_background(self, function_id: str, payload: dict) -> None:
-        try:
-            self._run_to_timeout(function_id, payload, wait_s=None)
-        except (FunctionError, FunctionTimeoutError):
-            pass  # logged by the pool; Lambda would retry twice, the local API does not
+        """Lambda's handling of an asynchronous event: the function's ``async_retries`` more tries
+        after a failure, ``async_retry_delays_s`` apart (Lambda waits about 1, then 2 minutes), one
+        request id across them; then the event, unchanged, to the function's dead-letter queue with
+        Lambda's ``RequestID``, ``ErrorCode`` and ``ErrorMessage`` attributes."""
+        function = self.template.functions[function_id]
+        request_id = str(uuid.uuid4())
+        error = ""
+        for attempt in range(function.async_retries + 1):
+            if attempt:
+                delays = self.async_retry_delays_s or (0.0,)
+                if self._closing.wait(delays[min(attempt, len(delays)) - 1]):
+                    return
+            try:
+                self._run_to_timeout(function_id, payload, wait_s=None, request_id=request_id)
+                return
+            except FunctionError as failure:  # logged by the pool
+                error = f"{failure.payload.get('errorType', 'Error')}: {failure}"
+            except FunctionTimeoutError:
+                error = f"Task timed out after {function.timeout_s:.2f} seconds"
+        if function.dead_letter_queue is None or self._closing.is_set():
+            return
+        sqs = boto3.client("sqs", region_name=self.region)
+        sqs.send_message(
+            QueueUrl=sqs.get_queue_url(QueueName=function.dead_letter_queue)["QueueUrl"],
+            MessageBody=json.dumps(payload),
+            MessageAttributes={
+                "RequestID": {"DataType": "String", "StringValue": request_id},
+                "ErrorCode": {"DataType": "Number", "StringValue": "200"},  # a function error's status
+                "ErrorMessage": {
+                    "DataType": "String",
+                    "StringValue": error.encode()[:1024].decode(errors="ignore"),
+                },
+            },
+        )
+        logger.error(
+            "%s: the event failed on each of its %d tries; sent to %s",
+            function_id,
+            function.async_retries + 1,
+            function.dead_letter_queue,
+        )
 
-    def _run_to_timeout(self, function_id: str, payload: dict, wait_s: float | None) -> Any:
+    def _run_to_timeout(
+        self, function_id: str, payload: dict, wait_s: float | None, request_id: str | None = None
+    ) -> Any:
         function = self.template.functions[function_id]
         try:
             return self.pools[function_id].run(
@@ -261,13 +304,15 @@ class LocalLambda:
                 deadline=None,  # from when a worker is free: a cold start, then the handler's own limit
                 limit_s=function.timeout_s,
                 grace_s=WORKER_GRACE_S,
+                request_id=request_id,
             )
         except FunctionTimeoutError:
             logger.error("%s: Task timed out after %.2f seconds", function_id, function.timeout_s)
             raise
 
     def close(self) -> None:
-        """Stop every worker of every function."""
+        """Stop every worker of every function, and the retries of asynchronous events."""
+        self._closing.set()
         for pool in self.pools.values():
             pool.close()
 

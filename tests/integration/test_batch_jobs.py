@@ -2,7 +2,8 @@
 upload the zip with the presigned POST, the S3 poller starts the split, the SQS poller feeds the
 workers (two at once, the template's MaximumConcurrency here), GET the job until it ends, fetch the
 results by their links. And a worker killed mid-invocation: its chunks come back after the
-visibility timeout and every image is still named exactly once."""
+visibility timeout and every image is still named exactly once. And a split that fails on every
+try: its event reaches the split dead-letter queue, whose consumer ends the job failed."""
 
 import io
 import json
@@ -35,6 +36,7 @@ def api(start_local_api):
             parameters={"BatchJobConcurrency": "2", "BatchJobChunkImages": "100"},
             s3_poll_interval_s=0.2,
             sqs_visibility_timeout_s=2,
+            async_retry_delays_s=(0.2, 0.4),  # Lambda's 1 and 2 minutes, shortened
         )
 
 
@@ -133,3 +135,26 @@ def test_a_worker_killed_mid_invocation_loses_and_duplicates_nothing(api, test_z
     assert [line["name"] for line in lines] == names
     assert final["chunks"] == {"total": 10, "done": 10, "failed": 0}
     assert final["images"]["done"] == len(names)
+
+
+def test_a_job_whose_split_fails_on_every_try_is_reported_failed_not_left_waiting(api):
+    import boto3
+
+    # given a job whose split is started while its zip is not in S3 (it fails on every try)
+    created = call(api, "POST", "/predict/jobs", json={"name": "never uploaded"})
+    job_id = created.json()["job_id"]
+    lambda_client = boto3.client("lambda", endpoint_url=api.lambda_api.url)
+    function = api.template.physical_name("BatchJobSplitFunction")
+    answer = lambda_client.invoke(
+        FunctionName=function, InvocationType="Event", Payload=json.dumps({"job_id": job_id})
+    )
+    assert answer["StatusCode"] == 202
+
+    # then, after Lambda's tries and the dead-letter queue, the client sees it failed, and why
+    final = wait_for(
+        lambda: (view := call(api, "GET", f"/predict/jobs/{job_id}").json())["status"] == "failed" and view,
+        timeout_s=30,
+        interval_s=0.25,
+    )
+    assert final["error"]["code"] == "split_failed", final
+    assert "Submit the job again" in final["error"]["message"]

@@ -265,3 +265,141 @@ def test_the_template_maps_the_chunk_queue_to_the_workers_with_partial_batch_res
     assert dead.queue == "BatchJobDeadLetterQueue"
     table_spec = TEMPLATE.tables["BatchJobsTable"]
     assert [i["IndexName"] for i in table_spec["GlobalSecondaryIndexes"]] == [batch_jobs.OWNER_INDEX]
+
+
+# ---- a split that fails on every try: the split dead-letter queue
+
+
+def split_dead_letters(jobs) -> str:
+    return jobs.sqs.get_queue_url(QueueName="BatchJobSplitDeadLetterQueue")["QueueUrl"]
+
+
+def dead_letter(jobs, event: dict, error: str = "ClientError: An error occurred (NoSuchKey)") -> list[dict]:
+    """What Lambda does with an asynchronous event its function failed on every try: the event,
+    unchanged, to the function's dead-letter queue with the last error; then what that queue's
+    mapping receives."""
+    url = split_dead_letters(jobs)
+    jobs.sqs.send_message(
+        QueueUrl=url,
+        MessageBody=json.dumps(event),
+        MessageAttributes={
+            "RequestID": {"DataType": "String", "StringValue": "0f6e3c3b-request"},
+            "ErrorCode": {"DataType": "Number", "StringValue": "200"},
+            "ErrorMessage": {"DataType": "String", "StringValue": error},
+        },
+    )
+    messages = jobs.sqs.receive_message(
+        QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["All"], MessageAttributeNames=["All"]
+    )["Messages"]
+    return messages
+
+
+def run_split_dead_letters(messages: list[dict]) -> dict:
+    from functions.job_split import app
+
+    event = events.sqs_event(
+        messages,
+        queue_arn="arn:aws:sqs:us-east-1:123456789012:BatchJobSplitDeadLetterQueue",
+        region="us-east-1",
+    )
+    return app.dead_letter_handler(event, _context())
+
+
+def upload_event(jobs, job_id: str) -> dict:
+    key = storage.batch_job_key(job_id, "upload.zip")
+    return events.s3_eventbridge_event(bucket=jobs.bucket, key=key, size=1, etag="x", region="us-east-1")
+
+
+def test_a_job_whose_split_fails_on_every_try_ends_failed_with_the_reason(jobs):
+    # given a job whose upload event reaches the split, but the zip cannot be read (it is gone)
+    from functions.job_split import app as split_app
+
+    status, job = api_call("POST", "/predict/jobs", "alice", {"name": "gone"})
+    event = upload_event(jobs, job["job_id"])
+    with pytest.raises(Exception):  # noqa: B017 (whatever S3 raised: Lambda retries, then dead-letters)
+        split_app.lambda_handler(event, _context())
+
+    # when Lambda gives up and the event reaches the split dead-letter queue's consumer
+    response = run_split_dead_letters(dead_letter(jobs, event, "ClientError: NoSuchKey"))
+
+    # then the job has ended, failed, with a reason the client can act on, and the message is gone
+    assert response == {"batchItemFailures": []}
+    status, view = api_call("GET", "/predict/jobs/{job_id}", "alice", job_id=job["job_id"])
+    assert status == 200 and view["status"] == "failed"
+    assert view["error"]["code"] == batch_jobs.SPLIT_FAILED
+    assert "NoSuchKey" in view["error"]["message"] and "Submit the job again" in view["error"]["message"]
+    assert view["finished_at"] and view["seconds_left"] == 0
+
+
+def test_a_split_that_stopped_half_way_through_its_chunks_ends_the_job_failed(jobs, test_zip, monkeypatch):
+    # given a split whose queue refuses the second batch of chunks, on every try
+    status, job = api_call("POST", "/predict/jobs", "alice", {})
+    data, _, _ = job_zip(test_zip, 40)  # 44 entries: 11 chunks of 4, two SendMessageBatch calls
+    jobs.s3.put_object(Bucket=jobs.bucket, Key=job["upload"]["fields"]["key"], Body=data)
+    sent = []
+
+    def send(sqs, queue_url, batch):
+        if sent:
+            raise RuntimeError("SQS unavailable")
+        sent.append(batch)
+        sqs.send_message_batch(QueueUrl=queue_url, Entries=batch)
+
+    monkeypatch.setattr(batch_jobs, "_send", send)
+    with pytest.raises(RuntimeError):
+        batch_jobs.split_job(jobs.jobs, jobs.s3, jobs.sqs, jobs.queue, job["job_id"], chunk_images=4)
+    assert batch_jobs.load_job(jobs.jobs, job["job_id"])["status"] == "running"
+
+    # when its event is dead-lettered, and then the chunks that were sent run
+    run_split_dead_letters(dead_letter(jobs, upload_event(jobs, job["job_id"])))
+    run_worker(receive_all(jobs))
+
+    # then the job is failed for its split, and the chunks that ran after change nothing
+    item = batch_jobs.load_job(jobs.jobs, job["job_id"])
+    assert item["status"] == "failed" and item["error"]["code"] == batch_jobs.SPLIT_FAILED
+    assert int(item.get("chunks_done", 0)) == 0 and "summary" not in item
+
+
+def test_a_stale_dead_lettered_split_leaves_a_job_whose_chunks_were_queued(jobs, test_zip):
+    # given a job split in full (a later try, or a second upload, succeeded)
+    job_id, _, _, outcome = start_upload_job(jobs, test_zip, 20)
+    assert outcome["status"] == "running"
+
+    # when an earlier try's event reaches the dead-letter queue's consumer
+    run_split_dead_letters(dead_letter(jobs, upload_event(jobs, job_id)))
+
+    # then the job runs on and ends as its chunks say
+    assert batch_jobs.load_job(jobs.jobs, job_id)["status"] == "running"
+    run_worker(receive_all(jobs))
+    assert batch_jobs.load_job(jobs.jobs, job_id)["status"] == "succeeded"
+
+    # and a job that has ended is never changed by one
+    run_split_dead_letters(dead_letter(jobs, upload_event(jobs, job_id)))
+    assert batch_jobs.load_job(jobs.jobs, job_id)["status"] == "succeeded"
+
+
+def test_a_dead_lettered_split_of_a_prefix_job_ends_it_failed(jobs, monkeypatch):
+    monkeypatch.setattr("functions.jobs.app._start_split", lambda job_id: None)  # its try failed
+    status, job = api_call("POST", "/predict/jobs", "ops", {"source": f"s3://{jobs.bucket}/images/"})
+    run_split_dead_letters(
+        dead_letter(jobs, {"job_id": job["job_id"]}, "Task timed out after 300.00 seconds")
+    )
+    item = batch_jobs.load_job(jobs.jobs, job["job_id"])
+    assert item["status"] == "failed" and "Task timed out" in item["error"]["message"]
+
+
+def test_a_dead_lettered_event_that_names_no_job_stays_in_the_queue(jobs):
+    from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
+
+    # an invocation whose every record failed is an error: the mapping deletes none of its messages
+    for body in ({"something": "else"}, {"source": "aws.s3", "detail": {"object": {"key": "models/x"}}}):
+        with pytest.raises(BatchProcessingError):
+            run_split_dead_letters(dead_letter(jobs, body))
+
+
+def test_the_template_maps_the_split_dead_letter_queue_to_its_consumer():
+    split = TEMPLATE.functions["BatchJobSplitFunction"]
+    assert split.dead_letter_queue == "BatchJobSplitDeadLetterQueue" and split.async_retries == 2
+    (consumer,) = [t for t in TEMPLATE.sqs_triggers if t.function_id == "BatchJobSplitDeadLetterFunction"]
+    assert consumer.queue == split.dead_letter_queue and consumer.report_batch_item_failures
+    queue = TEMPLATE.resources["BatchJobSplitDeadLetterQueue"]["Properties"]
+    assert queue["VisibilityTimeout"] >= TEMPLATE.functions["BatchJobSplitDeadLetterFunction"].timeout_s

@@ -19,7 +19,11 @@ The path of a job, one function each (``template.yaml``, "Batch jobs"):
 4. **dead letters**: a chunk that failed ``maxReceiveCount`` times lands in the dead-letter queue,
    whose consumer writes its part with an error line per image and counts it failed: the job
    still ends, ``failed``, with every image named once.
-5. **merge**: the parts in chunk order become ``results.jsonl``, ``results.csv`` and
+5. **a split that keeps failing**: an event the split function failed on every try (Lambda's two
+   retries of an asynchronous invocation) lands in the split dead-letter queue, whose consumer
+   ends the job ``failed`` with ``split_failed`` (:func:`fail_split`), unless a later split
+   queued all its chunks: no job stays ``running`` or ``waiting_for_upload`` for want of a split.
+6. **merge**: the parts in chunk order become ``results.jsonl``, ``results.csv`` and
    ``summary.json``; the record gets the summary and ``succeeded`` (or ``failed`` with the count of
    failed chunks).
 
@@ -77,6 +81,7 @@ WAITING = "waiting_for_upload"
 RUNNING = "running"
 SUCCEEDED = "succeeded"
 FAILED = "failed"
+SPLIT_FAILED = "split_failed"  # the error code of a job whose split failed on every try
 OWNER_INDEX = "ByOwner"  # (owner, created_at) on the batch jobs table: one caller's jobs, newest first
 RESULTS_NAME = "results.jsonl"
 CSV_NAME = "results.csv"
@@ -460,7 +465,49 @@ def split_job(
     ]
     for start in range(0, len(messages), SEND_BATCH):
         _send(sqs, queue_url, messages[start : start + SEND_BATCH])
+    # every chunk is on the queue: from here a dead-lettered split event of this job is stale
+    table.update_item(
+        Key={"job_id": job_id},
+        UpdateExpression="SET chunks_queued = :true",
+        ConditionExpression="attribute_exists(job_id)",
+        ExpressionAttributeValues={":true": True},
+    )
     return {"job_id": job_id, "status": RUNNING, "chunks": len(chunks), "images": len(entries)}
+
+
+def fail_split(table: Any, job_id: str, reason: str) -> dict:
+    """End a job whose split failed on every try (the split dead-letter queue's consumer):
+    ``failed``, with ``split_failed`` and the reason. A job that has ended, or whose chunks a later
+    split queued, is left as it is. Chunks of a split that stopped half way are not counted after
+    this (a chunk counts only on a running job); their parts stay in S3."""
+    message = f"The job's input could not be split into chunks on any try: {reason}. Submit the job again."
+    try:
+        table.update_item(
+            Key={"job_id": job_id},
+            UpdateExpression=(
+                "SET #status = :failed, #error = :error, finished_at = :now, "
+                "started_at = if_not_exists(started_at, :now)"
+            ),
+            ConditionExpression="#status IN (:waiting, :running) AND attribute_not_exists(chunks_queued)",
+            ExpressionAttributeNames={"#status": "status", "#error": "error"},
+            ExpressionAttributeValues={
+                ":failed": FAILED,
+                ":waiting": WAITING,
+                ":running": RUNNING,
+                ":error": {"code": SPLIT_FAILED, "message": message},
+                ":now": clock.utc_now(),
+            },
+        )
+    except ClientError as error:
+        if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+            raise
+        item = table.get_item(Key={"job_id": job_id}, ConsistentRead=True).get("Item")
+        return {
+            "job_id": job_id,
+            "status": item["status"] if item else None,
+            "note": "left as it is: it has ended, its chunks are queued, or it does not exist",
+        }
+    return {"job_id": job_id, "status": FAILED, "error": {"code": SPLIT_FAILED, "message": message}}
 
 
 def _send(sqs: Any, queue_url: str, batch: list[dict]) -> None:
