@@ -157,6 +157,66 @@ def test_a_client_classifies_a_dog_and_sees_ten_bars(page, api, test_zip):
     assert not page.dialogs and not page.console_errors
 
 
+FOCUSED = """() => {
+  const e = document.activeElement;
+  // a visually hidden file input shows its focus on the label styled as its button
+  const shown = e.classList.contains("file") ? e.nextElementSibling : e;
+  const style = getComputedStyle(shown);
+  return {
+    id: e.id, tag: e.tagName, text: (e.textContent || e.getAttribute("aria-label") || "").trim(),
+    ring: style.outlineStyle !== "none" && parseFloat(style.outlineWidth) >= 2,
+    visible: shown.getBoundingClientRect().width > 0,
+  };
+}"""
+
+
+def tab_to(page, predicate, limit=60):
+    """Press Tab until the focused element matches ``predicate``; every stop on the way must show a
+    focus ring. The stops, in order."""
+    stops = []
+    for _ in range(limit):
+        page.keyboard.press("Tab")
+        focused = page.evaluate(FOCUSED)
+        stops.append(focused)
+        assert focused["tag"] == "BODY" or (focused["ring"] and focused["visible"]), (
+            f"the keyboard focus is on {focused} with no visible ring"
+        )
+        if predicate(focused):
+            return stops
+    raise AssertionError(f"never reached by Tab: {[s['id'] or s['text'] for s in stops]}")
+
+
+def test_a_keyboard_alone_signs_in_switches_panels_and_classifies(page, api, test_zip):
+    # given the page, and a person who uses only the keyboard
+    page.goto(f"{api.url}/")
+
+    # the key: typed into the field Tab reaches, sent with Enter
+    tab_to(page, lambda f: f["id"] == "api-key")
+    page.keyboard.type(CLIENTS[7])
+    page.keyboard.press("Enter")
+    expect(page.locator("#who")).to_contain_text("Client key", timeout=15_000)
+
+    # a panel: its tab reached by Tab and opened with Enter, then back with Space
+    tab_to(page, lambda f: f["tag"] == "BUTTON" and f["text"] == "History")
+    page.keyboard.press("Enter")
+    expect(page.locator("#panel-history")).to_be_visible()
+    page.keyboard.press("Shift+Tab")
+    assert page.evaluate(FOCUSED)["text"] == "Classify"
+    page.keyboard.press("Space")
+    expect(page.locator("#panel-classify")).to_be_visible()
+
+    # an image: the picker reached by Tab and opened with Space
+    stops = tab_to(page, lambda f: f["id"] == "images")
+    assert stops[-1]["ring"]
+    page.screenshot(path=SCREENSHOTS / "keyboard-focus-desktop.png")
+    with page.expect_file_chooser() as chooser:
+        page.keyboard.press("Space")
+    chooser.value.set_files(image_file(test_zip, "dog/0000.jpg", "dog.jpg"))
+    expect(page.get_by_role("status")).to_contain_text("dog", timeout=20_000)
+    expect(page.locator("#single-result rect.bar")).to_have_count(10)
+    assert not page.dialogs and not page.console_errors
+
+
 def test_a_text_file_gets_a_readable_error(page, api):
     sign_in(page, api, CLIENTS[2])
     page.get_by_label("Images", exact=True).set_input_files(
