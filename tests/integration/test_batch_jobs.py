@@ -141,7 +141,8 @@ def test_a_job_whose_split_fails_on_every_try_is_reported_failed_not_left_waitin
     import boto3
 
     # given a job whose split is started while its zip is not in S3 (it fails on every try)
-    created = call(api, "POST", "/predict/jobs", json={"name": "never uploaded"})
+    created = call(api, "POST", "/predict/jobs", key=OTHER, json={"name": "never uploaded"})
+    assert created.status_code == 202, created.text
     job_id = created.json()["job_id"]
     lambda_client = boto3.client("lambda", endpoint_url=api.lambda_api.url)
     function = api.template.physical_name("BatchJobSplitFunction")
@@ -152,7 +153,8 @@ def test_a_job_whose_split_fails_on_every_try_is_reported_failed_not_left_waitin
 
     # then, after Lambda's tries and the dead-letter queue, the client sees it failed, and why
     final = wait_for(
-        lambda: (view := call(api, "GET", f"/predict/jobs/{job_id}").json())["status"] == "failed" and view,
+        lambda: (view := call(api, "GET", f"/predict/jobs/{job_id}", key=OTHER).json())["status"] == "failed"
+        and view,
         timeout_s=30,
         interval_s=0.25,
     )
