@@ -324,6 +324,37 @@ def test_a_dynamodb_that_stops_answering_still_gets_the_prediction_answered_in_t
     assert logged_records(log) == [answered_record(body)]
 
 
+def test_a_dynamodb_that_stops_answering_at_a_model_refresh_still_gets_the_answer_in_time(
+    aws, load_event, lambda_context, monkeypatch
+):
+    # given a warm function due to re-read the registry pointer, and DynamoDB accepting every
+    # connection (the pointer read and the record write alike) but never answering
+    assert call(predict, load_event("predict-raw"), lambda_context)[0] == 200
+    hung = HungEndpoint()
+    monkeypatch.setattr(standard.ExponentialBackoff, "delay_amount", lambda self, context: 0)
+
+    def to_hung(request, **_):
+        request.url = hung.url
+
+    aws_clients.client("dynamodb").meta.events.register_first("before-send.dynamodb", to_hung)
+    log = function_log(predict, monkeypatch)
+    model_provider.get_provider().expire()
+
+    # when a client predicts
+    started = time.monotonic()
+    try:
+        status, body = call(predict, load_event("predict-raw"), lambda_context)
+    finally:
+        hung.close()
+    took = time.monotonic() - started
+
+    # then the serving model answers within the function's timeout, flagged not stored, the record logged
+    timeout = aws.template.functions["PredictFunction"].timeout_s
+    assert status == 200 and body["stored"] is False and body["model_version"] == BASELINE_VERSION
+    assert took < timeout * 0.8, took
+    assert logged_records(log) == [answered_record(body)]
+
+
 def test_the_worst_record_write_fits_in_the_predict_functions_timeout(aws):
     # given the DynamoDB client's timeouts and retries, and the package's retry budget
     config = aws_clients.client("dynamodb").meta.config
@@ -443,7 +474,7 @@ def test_an_s3_that_hangs_during_a_swap_leaves_the_old_model_answering_in_time(
 
     # then a request after the failed fetch has ended is served by v3
     for thread in threading.enumerate():
-        if thread.name.startswith("model-load-"):
+        if thread.name.startswith("model-refresh"):
             thread.join(30)
     body = predict_now(load_event, lambda_context)
     assert body["model_version"] == "v3" and body["label"] == "dog"

@@ -208,7 +208,7 @@ def held_provider(pointer: Registry, fetch: HeldFetch, clock, *, deadline: float
     )
 
 
-def ended(fetch_thread_name: str = "model-load-") -> bool:
+def ended(fetch_thread_name: str = "model-refresh") -> bool:
     """Whether every model fetch thread has ended (joined, so a test reads its outcome)."""
     for thread in threading.enumerate():
         if thread.name.startswith(fetch_thread_name):
@@ -322,3 +322,37 @@ def test_the_fetch_deadline_comes_from_the_environment(aws, monkeypatch):
     monkeypatch.setenv("MODEL_FETCH_DEADLINE_SECONDS", "0.5")
     model_provider.get_settings.cache_clear()
     assert registry_provider()._fetch_deadline == 0.5
+
+
+class HeldRegistry(Registry):
+    """A pointer read the test holds until it calls :meth:`release` (DynamoDB hung)."""
+
+    def __init__(self, version: str | None = None):
+        super().__init__(version)
+        self.held = threading.Event()
+
+    def __call__(self) -> registry.Pointer | None:
+        self.held.wait(10)
+        return self.pointer
+
+
+def test_a_hung_registry_read_leaves_the_serving_model_answering(clock):
+    # given v1 serving, then the registry hanging at the next refresh, with v2 promoted
+    pointer, fetch = HeldRegistry("v1"), HeldFetch()
+    pointer.held.set()
+    fetch.release()
+    provider = held_provider(pointer, fetch, clock)
+    assert provider.current().version == "v1"
+    pointer.held.clear()
+    pointer.pointer = registry.Pointer("v2", SHA)
+    clock.now += 60
+
+    # then the requests meanwhile are answered by v1 at once
+    started = time.monotonic()
+    assert [provider.current().version for _ in range(3)] == ["v1"] * 3
+    assert time.monotonic() - started < 1.0
+
+    # and once the registry answers, the next request serves v2
+    pointer.held.set()
+    assert ended()
+    assert provider.current().version == "v2"

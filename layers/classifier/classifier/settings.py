@@ -13,8 +13,9 @@ from functools import cache
 from classifier.limits import DEFAULT_JOB_CHUNK_IMAGES
 
 DEFAULT_MODEL_REFRESH_SECONDS = 60.0
-# How long a request waits for a new version's .tflite before the serving model answers it
-# (classifier.api.model_provider); S3 serves the 1-2 MB object in a fraction of it.
+# How long a request waits for a model refresh (the registry pointer, a new version's .tflite)
+# before the serving model answers it (classifier.api.model_provider); DynamoDB and S3 answer in a
+# fraction of it.
 DEFAULT_MODEL_FETCH_DEADLINE_SECONDS = 2.0
 # The monitor's defaults (classifier.drift says why these figures); stdlib only here: the layer's
 # build imports classifier.aws, and with it this module, without numpy.
@@ -30,7 +31,7 @@ class Settings:
     jobs_table: str  # JOBS_TABLE: retraining jobs
     artifacts_bucket: str  # ARTIFACTS_BUCKET: models, datasets, training data (see classifier.storage)
     model_refresh_seconds: float  # MODEL_REFRESH_SECONDS: how often serving re-reads the registry pointer
-    # MODEL_FETCH_DEADLINE_SECONDS: how long a request waits for a new model's fetch
+    # MODEL_FETCH_DEADLINE_SECONDS: how long a request waits for a model refresh
     model_fetch_deadline_seconds: float = DEFAULT_MODEL_FETCH_DEADLINE_SECONDS
     idempotency_table: str = ""  # IDEMPOTENCY_TABLE: Powertools idempotency records of POST /retrain
     retrain_function: str = ""  # RETRAIN_FUNCTION: name of the retraining Lambda, invoked asynchronously

@@ -9,12 +9,14 @@ logged and the serving model stays; it is retried at the next refresh. With no p
 registry configured, the baseline model shipped in the layer serves. If the registry cannot be
 reached on a cold start, the baseline serves until it can.
 
-The fetch runs in a thread of its own, and a request waits for it at most
-``MODEL_FETCH_DEADLINE_SECONDS``: S3 answers a 1-2 MB object in well under that, so a healthy swap
-still happens on the request that notices the new pointer. An S3 that stops answering would
-otherwise hold that request for the S3 client's 4 attempts of up to 2 s + 5 s, past the predict
-function's timeout; instead the serving model (the baseline on a cold start) answers, and the first
-request after the fetch ends swaps the new model in. One fetch runs at a time.
+A refresh (the pointer read, and a new version's fetch) runs in a thread of its own, and a request
+waits for it at most ``MODEL_FETCH_DEADLINE_SECONDS``: DynamoDB and S3 answer in well under that,
+so a healthy swap still happens on the request that notices the new pointer. A registry or S3 that
+stops answering would otherwise hold that request for its client's timeouts and retries (S3: 4
+attempts of up to 2 s + 5 s), past the predict function's timeout; instead the serving model (the
+baseline on a cold start) answers, and the first request after the refresh ends applies it. One
+refresh runs at a time; a fetched version the pointer no longer names when the fetch ends (a
+rollback meanwhile) never serves.
 """
 
 import logging
@@ -64,25 +66,33 @@ def load_baseline(directory: Path = BASELINE_DIR) -> ServedModel:
     return ServedModel(version=str(card.get("version", "baseline")), sha256=model.sha256, predictor=model)
 
 
-class _Load:
-    """One version's fetch and load, in a daemon thread: a hung S3 holds neither a request nor the
-    process's exit. Its outcome is read once :meth:`wait` says it is done."""
+@dataclass
+class _Outcome:
+    """What one refresh found. ``kind``: "baseline" (no pointer), "unchanged", "model" (a new one,
+    loaded and checked), "moved" (the pointer changed while the model was fetched), "unreadable"
+    (the pointer could not be read) or "broken" (the version it names failed to load)."""
 
-    def __init__(self, pointer: Pointer, fetch: Callable[[str], bytes]):
-        self.pointer = pointer
-        self.model: TFLiteModel | None = None
-        self.error: BaseException | None = None
+    kind: str
+    pointer: Pointer | None = None
+    model: TFLiteModel | None = None
+    error: BaseException | None = None
+
+
+class _Refresh:
+    """One refresh (read the pointer; fetch, check and load a new version) in a daemon thread: a
+    registry or S3 that stops answering holds neither a request nor the process's exit."""
+
+    def __init__(self, work: Callable[[], _Outcome]):
+        self.outcome: _Outcome | None = None
+        self.bug: BaseException | None = None
         self._done = threading.Event()
-        self._fetch = fetch
-        threading.Thread(target=self._run, name=f"model-load-{pointer.version}", daemon=True).start()
+        threading.Thread(target=self._run, args=(work,), name="model-refresh", daemon=True).start()
 
-    def _run(self) -> None:
+    def _run(self, work: Callable[[], _Outcome]) -> None:
         try:
-            self.model = TFLiteModel.from_bytes(
-                self._fetch(self.pointer.version), expected_sha256=self.pointer.sha256
-            )
-        except BaseException as error:  # handed to the request that reads the outcome
-            self.error = error
+            self.outcome = work()
+        except BaseException as error:  # raised on the request that reads the outcome
+            self.bug = error
         finally:
             self._done.set()
 
@@ -96,8 +106,8 @@ class _Load:
 class ModelProvider:
     """The serving model and the rules for replacing it. Thread-safe; ``clock`` is injectable for tests.
 
-    ``fetch_deadline_seconds`` is how long a request waits for a new version's fetch before the
-    serving model answers it instead."""
+    ``fetch_deadline_seconds`` is how long a request waits for a refresh (the pointer read, and a
+    new version's fetch) before the serving model answers it instead."""
 
     def __init__(
         self,
@@ -118,19 +128,27 @@ class ModelProvider:
         self._lock = threading.Lock()
         self._baseline: ServedModel | None = None
         self._served: ServedModel | None = None
-        self._loading: _Load | None = None
-        self._wanted: Pointer | None = None  # what the pointer named when last read
+        self._refreshing: _Refresh | None = None
         self._next_check = 0.0
 
     def current(self) -> ServedModel:
         with self._lock:
-            if self._loading is not None and self._loading.done():
-                self._finish(self._loading)
+            if self._refreshing is not None and self._refreshing.done():
+                self._finish(self._refreshing)
             now = self._clock()
-            if self._served is None or now >= self._next_check:
+            if self._refreshing is None and (self._served is None or now >= self._next_check):
                 self._next_check = now + self._refresh_seconds
-                self._refresh()
-            assert self._served is not None  # nosec B101  # type narrowing: _refresh() always sets a model or raises
+                served = None if self._served is None else (self._served.version, self._served.sha256)
+                refresh = self._refreshing = _Refresh(lambda: self._refresh(served))
+                if refresh.wait(self._fetch_deadline):
+                    self._finish(refresh)
+                else:
+                    logger.warning(
+                        "The model refresh has not ended after %s s; the serving model answers meanwhile",
+                        self._fetch_deadline,
+                    )
+            if self._served is None:  # a cold start whose refresh has not ended
+                self._swap(self._baseline_model())
             return self._served
 
     def expire(self) -> None:
@@ -156,75 +174,58 @@ class ModelProvider:
             )
             self._served = model
 
-    def _refresh(self) -> None:
+    def _refresh(self, served: tuple[str, str] | None) -> _Outcome:
+        """The work of one refresh, off the request's thread; ``served`` is the serving version and
+        sha256 when it started."""
         try:
             pointer = self._read_pointer()
-        except _LOAD_ERRORS:
-            logger.exception("Cannot read the model registry pointer; keeping the serving model")
-            self._serve_something()
-            return
-        self._wanted = pointer
+        except _LOAD_ERRORS as error:
+            return _Outcome("unreadable", error=error)
         if pointer is None:
-            self._swap(self._baseline_model())
-            return
-        if self._served is not None and (self._served.version, self._served.sha256) == (
-            pointer.version,
-            pointer.sha256,
-        ):
-            return
-        load = self._loading
-        if load is None:
-            load = self._loading = _Load(pointer, self._fetch)
-        elif load.pointer != pointer:
-            # another version's fetch is still hanging: wait for it to end rather than start a second
-            logger.warning(
-                "Model %s is not fetched while the fetch of %s has not ended",
-                pointer.version,
-                load.pointer.version,
-                extra={"model_version": pointer.version, "fetching_version": load.pointer.version},
-            )
-            self._serve_something()
-            return
-        if load.wait(self._fetch_deadline):
-            self._finish(load)
-        else:
-            logger.warning(
-                "Model %s is still being fetched after %s s; the serving model answers meanwhile",
-                pointer.version,
-                self._fetch_deadline,
-                extra={"model_version": pointer.version, "model_sha256": pointer.sha256},
-            )
-            self._serve_something()
+            return _Outcome("baseline")
+        if served == (pointer.version, pointer.sha256):
+            return _Outcome("unchanged", pointer)
+        try:
+            model = TFLiteModel.from_bytes(self._fetch(pointer.version), expected_sha256=pointer.sha256)
+            moved = self._read_pointer() != pointer  # a rollback while a slow fetch ran
+        except _LOAD_ERRORS as error:
+            return _Outcome("broken", pointer, error=error)
+        return _Outcome("moved" if moved else "model", pointer, model)
 
-    def _serve_something(self) -> None:
-        if self._served is None:
+    def _finish(self, refresh: _Refresh) -> None:
+        """Apply a refresh that has ended."""
+        self._refreshing = None
+        if refresh.bug is not None:
+            raise refresh.bug  # a bug, not a broken registry or artifact: it must not pass as one
+        outcome = refresh.outcome
+        assert outcome is not None  # nosec B101  # type narrowing: a refresh ends with an outcome or a bug
+        pointer = outcome.pointer
+        if outcome.kind == "baseline":
             self._swap(self._baseline_model())
-
-    def _finish(self, load: _Load) -> None:
-        """Serve the outcome of a fetch that has ended, or log why it does not serve."""
-        self._loading = None
-        pointer = load.pointer
-        if pointer != self._wanted:
-            # the registry moved on while it was fetched: read the pointer again now
+        elif outcome.kind == "model":
+            assert pointer is not None and outcome.model is not None  # nosec B101  # type narrowing
+            model = outcome.model
+            self._swap(ServedModel(version=pointer.version, sha256=model.sha256, predictor=model))
+        elif outcome.kind == "moved":
+            assert pointer is not None  # nosec B101  # type narrowing
             logger.info(
                 "Model %s was fetched after the registry stopped naming it; it does not serve",
                 pointer.version,
                 extra={"model_version": pointer.version},
             )
-            self._next_check = float("-inf")
-            return
-        if load.model is not None:
-            self._swap(ServedModel(version=pointer.version, sha256=load.model.sha256, predictor=load.model))
-            return
-        if not isinstance(load.error, _LOAD_ERRORS):
-            raise load.error  # a bug, not a broken artifact: it must not pass as one
-        logger.error(
-            "Model %s failed to load; it does not replace the serving model",
-            pointer.version,
-            exc_info=load.error,
-            extra={"model_version": pointer.version, "model_sha256": pointer.sha256},
-        )
-        self._serve_something()
+            self._next_check = float("-inf")  # read the pointer again at the next request
+        elif outcome.kind == "unreadable":
+            logger.error(
+                "Cannot read the model registry pointer; keeping the serving model", exc_info=outcome.error
+            )
+        elif outcome.kind == "broken":
+            assert pointer is not None  # nosec B101  # type narrowing
+            logger.error(
+                "Model %s failed to load; it does not replace the serving model",
+                pointer.version,
+                exc_info=outcome.error,
+                extra={"model_version": pointer.version, "model_sha256": pointer.sha256},
+            )
 
 
 def registry_provider(*, clock: Callable[[], float] = time.monotonic) -> ModelProvider:
