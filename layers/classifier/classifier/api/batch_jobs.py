@@ -273,12 +273,16 @@ def job_view(item: dict, s3: Any, bucket: str, *, links: bool = True, now: float
     return view
 
 
-def _refuse(table: Any, job_id: str, code: str, message: str) -> dict:
-    """End a job before any chunk ran: the zip as a whole is refused."""
+def _end_failed(table: Any, job_id: str, code: str, message: str, *, unless: str) -> None:
+    """End a waiting or running job ``failed`` with an error, unless its item has the attribute
+    ``unless``; raises ConditionalCheckFailedException when the job is not one to end."""
     table.update_item(
         Key={"job_id": job_id},
-        UpdateExpression="SET #status = :failed, #error = :error, finished_at = :now, started_at = :now",
-        ConditionExpression="#status IN (:waiting, :running) AND attribute_not_exists(chunks_total)",
+        UpdateExpression=(
+            "SET #status = :failed, #error = :error, finished_at = :now, "
+            "started_at = if_not_exists(started_at, :now)"
+        ),
+        ConditionExpression=f"#status IN (:waiting, :running) AND attribute_not_exists({unless})",
         ExpressionAttributeNames={"#status": "status", "#error": "error"},
         ExpressionAttributeValues={
             ":failed": FAILED,
@@ -288,6 +292,11 @@ def _refuse(table: Any, job_id: str, code: str, message: str) -> dict:
             ":now": clock.utc_now(),
         },
     )
+
+
+def _refuse(table: Any, job_id: str, code: str, message: str) -> dict:
+    """End a job before any chunk ran: the zip as a whole is refused."""
+    _end_failed(table, job_id, code, message, unless="chunks_total")
     return {"job_id": job_id, "status": FAILED, "error": {"code": code, "message": message}}
 
 
@@ -482,22 +491,7 @@ def fail_split(table: Any, job_id: str, reason: str) -> dict:
     this (a chunk counts only on a running job); their parts stay in S3."""
     message = f"The job's input could not be split into chunks on any try: {reason}. Submit the job again."
     try:
-        table.update_item(
-            Key={"job_id": job_id},
-            UpdateExpression=(
-                "SET #status = :failed, #error = :error, finished_at = :now, "
-                "started_at = if_not_exists(started_at, :now)"
-            ),
-            ConditionExpression="#status IN (:waiting, :running) AND attribute_not_exists(chunks_queued)",
-            ExpressionAttributeNames={"#status": "status", "#error": "error"},
-            ExpressionAttributeValues={
-                ":failed": FAILED,
-                ":waiting": WAITING,
-                ":running": RUNNING,
-                ":error": {"code": SPLIT_FAILED, "message": message},
-                ":now": clock.utc_now(),
-            },
-        )
+        _end_failed(table, job_id, SPLIT_FAILED, message, unless="chunks_queued")
     except ClientError as error:
         if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
             raise
