@@ -113,6 +113,37 @@ def test_an_ensemble_teacher_is_the_mean_of_its_members_flip_averaged_probabilit
     np.testing.assert_allclose(soft, (alone[0] + alone[1]) / 2, rtol=1e-5, atol=1e-6)
 
 
+def test_precomputed_teacher_probabilities_join_an_ensemble_as_one_member(tmp_path):
+    from classifier.training.network import make_model
+    from classifier.training.trainer import teacher_probabilities
+
+    images = _images(12)
+    model = make_model(WIDTHS)
+    (tmp_path / "model").mkdir()
+    from_model = teacher_probabilities(model, images, tmp_path / "model")
+    elsewhere = np.random.default_rng(3).dirichlet(np.ones(10), len(images)).astype(np.float32)
+
+    soft = teacher_probabilities([model, elsewhere], images, tmp_path)
+
+    np.testing.assert_allclose(soft, (from_model + elsewhere) / 2, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "probabilities, problem",
+    [
+        (np.full((11, 10), 0.1, np.float32), "shape"),  # one image short: another data set's order
+        (np.full((12, 10), 0.2, np.float32), "sum to 1"),  # logits or scores, not probabilities
+    ],
+)
+def test_precomputed_teacher_probabilities_that_do_not_fit_the_images_are_refused(
+    tmp_path, probabilities, problem
+):
+    from classifier.training.trainer import teacher_probabilities
+
+    with pytest.raises(ValueError, match=problem):
+        teacher_probabilities(probabilities, _images(12), tmp_path)
+
+
 def test_the_frontier_counts_the_shipped_networks_multiply_adds():
     from bench.frontier import multiply_adds
     from classifier.cards import BASELINE_DIR

@@ -2,6 +2,7 @@
 latency budget. A pruned network keeps the channels that carry the function; distillation mixes
 the teacher's probabilities into the targets; the CLI does both in one resumable run."""
 
+import hashlib
 import json
 
 import numpy as np
@@ -140,3 +141,36 @@ def test_train_prunes_a_wider_init_and_distils_from_a_teacher(tmp_path, test_zip
     record = json.loads((tmp_path / "run" / "training.json").read_text())
     assert record["hyper_parameters"]["distillation"] == 0.5 and record["teacher"] == str(teacher_path)
     assert (tmp_path / "run" / "checkpoints" / "teacher.npy").exists()
+
+
+def test_train_distils_from_probabilities_computed_elsewhere_and_keeps_them_with_their_images(
+    tmp_path, test_zip, test_set
+):
+    # given: a teacher's probabilities for every image of the zip, each row telling which it is
+    rows = np.arange(len(test_set))
+    probabilities = np.eye(10, dtype=np.float32)[rows % 10]
+    np.save(tmp_path / "elsewhere.npy", probabilities)
+
+    # when: a run trains on a random 64 of those images
+    trained = run_train(
+        test_zip,
+        tmp_path / "run",
+        "--epochs",
+        "1",
+        "--limit",
+        "64",
+        "--widths",
+        "8,16,8,8",
+        "--teacher",
+        str(tmp_path / "elsewhere.npy"),
+    )
+
+    # then: each kept image is taught with its own row
+    assert trained.returncode == 0, trained.stderr
+    kept = test_set.sample_indices(64)
+    soft = np.load(tmp_path / "run" / "checkpoints" / "teacher.npy")
+    np.testing.assert_array_equal(soft, probabilities[kept])
+    assert not np.array_equal(soft, probabilities[:64])  # the sample is not simply the first rows
+    record = json.loads((tmp_path / "run" / "training.json").read_text())
+    digest = hashlib.sha256((tmp_path / "elsewhere.npy").read_bytes()).hexdigest()
+    assert record["teacher_files"] == [{"path": str(tmp_path / "elsewhere.npy"), "sha256": digest}]

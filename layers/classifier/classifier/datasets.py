@@ -70,8 +70,11 @@ class Dataset:
 
     def sample(self, count: int, seed: int = 0) -> "Dataset":
         """A random ``count`` images (all classes mixed), in a fixed order for a given seed."""
-        order = np.random.default_rng(seed).permutation(len(self))[:count]
-        return self.subset(np.sort(order))
+        return self.subset(self.sample_indices(count, seed))
+
+    def sample_indices(self, count: int, seed: int = 0) -> np.ndarray:
+        """The indices :meth:`sample` keeps, in order (to subset arrays parallel to the images)."""
+        return np.sort(np.random.default_rng(seed).permutation(len(self))[:count])
 
     def __len__(self) -> int:
         return len(self.labels)

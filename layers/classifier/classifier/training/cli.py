@@ -38,7 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument(
         "--teacher",
         help="distil from this .keras model (or comma-separated models: their mean): "
-        "its probabilities join the targets",
+        "its probabilities join the targets; a .npy member is a teacher's flip-averaged "
+        "probabilities [N, 10] for the --data images in their order, computed elsewhere",
     )
     train.add_argument(
         "--distillation",
@@ -91,6 +92,7 @@ def _log(message: str) -> None:
 
 def _train(args) -> int:
     import keras
+    import numpy as np
 
     from classifier.datasets import load_dataset
     from classifier.training.pruning import SAMPLE_IMAGES, prune_channels
@@ -99,8 +101,12 @@ def _train(args) -> int:
 
     started = time.perf_counter()
     data = load_dataset(args.data, "train")  # nosec B615  # classifier.datasets, not Hugging Face
+    teacher = [_load_teacher(path) for path in args.teacher.split(",")] if args.teacher else None
     if args.limit:
-        data = data.sample(args.limit)
+        kept = data.sample_indices(args.limit)
+        if teacher is not None:  # precomputed probabilities follow their images
+            teacher = [t[kept] if isinstance(t, np.ndarray) and len(t) == len(data) else t for t in teacher]
+        data = data.subset(kept)
     _log(
         f"loaded {len(data)} images from {args.data} in {time.perf_counter() - started:.1f}s "
         f"({len(data.rejected)} rejected); backend {keras.backend.backend()}"
@@ -118,7 +124,6 @@ def _train(args) -> int:
             overrides[field] = value
     if args.widths:
         overrides["widths"] = tuple(int(w) for w in args.widths.split(","))
-    teacher = [keras.models.load_model(path) for path in args.teacher.split(",")] if args.teacher else None
     if teacher is not None:
         overrides["distillation"] = args.distillation
     init = keras.models.load_model(args.init) if args.init else None
@@ -159,6 +164,15 @@ def _train(args) -> int:
     )
     _log(f"saved {out / 'model.keras'} after {result.seconds:.0f}s of training")
     return 0
+
+
+def _load_teacher(path: str):
+    import keras
+    import numpy as np
+
+    if path.endswith(".npy"):
+        return np.load(path, allow_pickle=False)
+    return keras.models.load_model(path)
 
 
 def _export(args) -> int:

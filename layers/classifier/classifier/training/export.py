@@ -160,7 +160,16 @@ def export_model(
         "hyper_parameters": training.get("hyper_parameters"),
         "training": {
             key: training.get(key)
-            for key in ("training_seconds", "device", "backend", "keras", "command", "parent", "teacher")
+            for key in (
+                "training_seconds",
+                "device",
+                "backend",
+                "keras",
+                "command",
+                "parent",
+                "teacher",
+                "teacher_files",
+            )
         }
         | {
             "epochs": len(training.get("history", [])),

@@ -41,6 +41,7 @@ these JPEG files the same recipe, twice as long, reaches what the first recipe r
 
 import concurrent.futures
 import dataclasses
+import hashlib
 import json
 import math
 import os
@@ -229,8 +230,11 @@ def epoch_data(
     return x, y
 
 
+Teacher = keras.Model | np.ndarray  # a network, or its probabilities for the training images
+
+
 def teacher_probabilities(
-    teacher: keras.Model | Sequence[keras.Model], images: np.ndarray, checkpoint_dir: Path
+    teacher: Teacher | Sequence[Teacher], images: np.ndarray, checkpoint_dir: Path
 ) -> np.ndarray:
     """The teacher's probabilities for the un-augmented ``images``, averaged with its
     probabilities for their mirror images, computed once per run and kept beside the checkpoints
@@ -239,27 +243,39 @@ def teacher_probabilities(
     whole image, both ways round, is the better target (flip averaging is worth about half a
     point of the teacher's accuracy: 91.3 to 91.9% for the wide network). A sequence of models
     is an ensemble: the mean of each one's flip-averaged probabilities (calibrated models, as
-    export writes them, so that none dominates by being more confident)."""
+    export writes them, so that none dominates by being more confident).
+
+    A member may also be an array of probabilities [N, 10] for ``images`` in their order, computed
+    elsewhere (a network in another framework, say) the same way: flip-averaged, calibrated. It
+    counts as one member, like a model."""
     path = checkpoint_dir / TEACHER_FILE
     if path.exists():
         probabilities = np.load(path)
         if probabilities.shape == (len(images), NUM_CLASSES):
             return probabilities
-    teachers = [teacher] if isinstance(teacher, keras.Model) else list(teacher)
-    views = [images, images[:, :, ::-1]]
-    probabilities = np.mean(
-        [
-            np.asarray(model.predict(view, batch_size=500, verbose=0), dtype=np.float32)
-            for model in teachers
-            for view in views
-        ],
-        axis=0,
-    )
+    teachers = [teacher] if isinstance(teacher, keras.Model | np.ndarray) else list(teacher)
+    probabilities = np.mean([_flip_averaged(member, images) for member in teachers], axis=0)
     tmp = checkpoint_dir / f".tmp-{TEACHER_FILE}"
     with open(tmp, "wb") as file:
         np.save(file, probabilities)
     os.replace(tmp, path)
     return probabilities
+
+
+def _flip_averaged(teacher: Teacher, images: np.ndarray) -> np.ndarray:
+    if isinstance(teacher, np.ndarray):
+        if teacher.shape != (len(images), NUM_CLASSES):
+            raise ValueError(
+                f"teacher probabilities have shape {teacher.shape}, the training images need "
+                f"({len(images)}, {NUM_CLASSES})"
+            )
+        if not np.allclose(teacher.sum(axis=1), 1.0, atol=1e-3) or (teacher < 0).any():
+            raise ValueError("teacher probabilities must be non-negative and sum to 1 per image")
+        return teacher.astype(np.float32)
+    views = [images, images[:, :, ::-1]]
+    return np.mean(
+        [np.asarray(teacher.predict(view, batch_size=500, verbose=0), np.float32) for view in views], 0
+    )
 
 
 @keras.saving.register_keras_serializable(package="classifier")
@@ -447,7 +463,7 @@ def train(
     hp: HyperParameters = HyperParameters(),
     *,
     init_model: keras.Model | None = None,
-    teacher: keras.Model | Sequence[keras.Model] | None = None,
+    teacher: Teacher | Sequence[Teacher] | None = None,
     budget_seconds: float | None = None,
     deadline: float | None = None,
     progress: Callable[[dict], None] | None = None,
@@ -590,6 +606,12 @@ def save_run(
         },
         "parent": parent,
         "teacher": teacher,
+        # what each teacher file held, so a card names its teachers' exact bytes
+        "teacher_files": [
+            {"path": path, "sha256": hashlib.sha256(Path(path).read_bytes()).hexdigest()}
+            for path in (teacher.split(",") if teacher else [])
+            if Path(path).is_file()
+        ],
         "backend": keras.backend.backend(),
         "keras": keras.__version__,
         "device": device_name(),
