@@ -47,6 +47,14 @@ def main(argv: list[str] | None = None) -> int:
         default=0.7,
         help="weight of the teacher's probabilities in the targets (default 0.7, with --teacher)",
     )
+    train.add_argument(
+        "--teacher-views",
+        choices=("fixed", "augmented"),
+        help="fixed (the default): the teacher's flip-averaged probabilities for the clean images, "
+        "once; augmented: its probabilities for the exact images the student sees, every epoch "
+        "(.keras teachers only, and again when resuming)",
+    )
+    train.add_argument("--mixup", type=float, help="mixup Beta concentration (0 = off, the default)")
     train.add_argument("--limit", type=int, help="use a random N of the images (smoke tests)")
     train.add_argument("--policy", default="float32", help="Keras dtype policy, e.g. mixed_bfloat16 on a GPU")
     train.add_argument("--widths", help="comma-separated stem and block widths")
@@ -119,6 +127,8 @@ def _train(args) -> int:
         ("peak_learning_rate", args.peak_lr),
         ("cutout", args.cutout),
         ("activation", args.activation),
+        ("teacher_views", args.teacher_views),
+        ("mixup", args.mixup),
     ):
         if value is not None:
             overrides[field] = value
