@@ -195,3 +195,32 @@ def test_fine_tuning_keeps_the_init_models_widths(tmp_path):
     # then training starts from its weights instead of failing on a shape mismatch
     assert result.finished and widths_of(result.model) == (8, 16, 16, 16)
     assert result.hyper_parameters.widths == (8, 16, 16, 16)
+
+
+def test_the_checkpoint_of_a_run_in_progress_can_be_evaluated_from_the_command_line(tmp_path, test_zip):
+    # given the checkpoint a run leaves after an epoch (its optimizer and schedule saved with it)
+    from classifier.training.trainer import HyperParameters, train
+
+    images = np.random.default_rng(0).integers(0, 256, (64, 32, 32, 3), dtype=np.uint8)
+    train(
+        images, np.arange(64) % 10, tmp_path, HyperParameters(epochs=1, batch_size=32, widths=(8, 16, 16, 16))
+    )
+    (checkpoint,) = tmp_path.glob("epoch-*.keras")
+
+    # when a person checks its progress in another process, as `make evaluate MODEL=...` does
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": f"{REPO / 'layers' / 'classifier'}"}
+    command = [
+        sys.executable,
+        "-m",
+        "classifier",
+        "evaluate",
+        "--model",
+        str(checkpoint),
+        "--data",
+        str(test_zip),
+    ]
+    evaluated = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+
+    # then it prints the test report instead of failing on the saved schedule
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert "images            5000" in evaluated.stdout and "per class:" in evaluated.stdout

@@ -89,7 +89,9 @@ def predictor_for(path: str | Path, num_threads: int | None = None) -> Predict:
         return TFLiteModel.from_path(path, num_threads=num_threads or os.cpu_count() or 1).predict
     import keras
 
-    model = keras.models.load_model(path)
+    # compile=False: inference needs no optimizer, and a training checkpoint's names a schedule
+    # from the trainer, which a process that only evaluates has not imported
+    model = keras.models.load_model(path, compile=False)
     return lambda batch: model.predict(batch, batch_size=len(batch), verbose=0)
 
 
