@@ -16,14 +16,19 @@ from tests.conftest import REPO
 TINY = ["--widths", "8,16,16,16", "--batch-size", "64", "--limit", "320"]
 
 
-def run_train(data, out, *extra, wait=True):
-    env = {
+def cli_env():
+    """The environment `python -m classifier` runs in, as the Makefile sets it up."""
+    return {
         **os.environ,
         "KERAS_BACKEND": "tensorflow",
         "TF_DETERMINISTIC_OPS": "1",
         "TF_CPP_MIN_LOG_LEVEL": "3",
         "PYTHONPATH": f"{REPO / 'layers' / 'classifier'}",
     }
+
+
+def run_train(data, out, *extra, wait=True):
+    env = cli_env()
     command = [
         sys.executable,
         "-m",
@@ -208,7 +213,6 @@ def test_the_checkpoint_of_a_run_in_progress_can_be_evaluated_from_the_command_l
     (checkpoint,) = tmp_path.glob("epoch-*.keras")
 
     # when a person checks its progress in another process, as `make evaluate MODEL=...` does
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": f"{REPO / 'layers' / 'classifier'}"}
     command = [
         sys.executable,
         "-m",
@@ -219,7 +223,7 @@ def test_the_checkpoint_of_a_run_in_progress_can_be_evaluated_from_the_command_l
         "--data",
         str(test_zip),
     ]
-    evaluated = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    evaluated = subprocess.run(command, env=cli_env(), capture_output=True, text=True, timeout=600)
 
     # then it prints the test report instead of failing on the saved schedule
     assert evaluated.returncode == 0, evaluated.stderr
