@@ -87,27 +87,51 @@ def test_live_teacher_targets_are_the_teachers_probabilities_for_exactly_these_i
     assert not np.allclose(targets, other)  # the mirrored images got their own probabilities
 
 
+def test_a_flipping_live_teacher_averages_each_image_with_its_mirror_image():
+    from classifier.training.trainer import live_teacher_targets
+
+    teachers = [_teacher(1), _teacher(2)]
+    images = _images(16)
+    labels = np.eye(10, dtype=np.float32)[np.arange(16) % 10]
+
+    targets = live_teacher_targets(teachers, images, labels, distillation=1.0, flip=True)
+
+    views = (images, images[:, :, ::-1])
+    expected = np.mean([t.predict(v, verbose=0) for t in teachers for v in views], axis=0)
+    np.testing.assert_allclose(targets, expected, rtol=1e-5, atol=1e-6)
+    # a flip-averaged teacher cannot tell an image from its mirror image
+    mirrored = live_teacher_targets(teachers, images[:, :, ::-1], labels, distillation=1.0, flip=True)
+    np.testing.assert_allclose(targets, mirrored, rtol=1e-5, atol=1e-6)
+    unflipped = live_teacher_targets(teachers, images, labels, distillation=1.0)
+    assert not np.allclose(targets, unflipped)
+
+
 @pytest.mark.slow
-def test_training_on_augmented_views_shows_the_teacher_each_epochs_own_images(tmp_path, monkeypatch):
+@pytest.mark.parametrize("views, flip", [("augmented", False), ("augmented-flip", True)])
+def test_training_on_augmented_views_shows_the_teacher_each_epochs_own_images(
+    tmp_path, monkeypatch, views, flip
+):
     from classifier.training import trainer
     from classifier.training.trainer import HyperParameters, epoch_data, train
 
     images, labels = _images(96), np.arange(96) % 10
     hp = HyperParameters(
-        epochs=2, batch_size=32, widths=(8, 8, 8, 8), distillation=0.5, teacher_views="augmented", mixup=0.5
+        epochs=2, batch_size=32, widths=(8, 8, 8, 8), distillation=0.5, teacher_views=views, mixup=0.5
     )
     seen = []
     real = trainer.live_teacher_targets
 
-    def spy(teacher, x, y, distillation):
-        seen.append(x.copy())
-        return real(teacher, x, y, distillation)
+    def spy(teacher, x, y, distillation, flip=False):
+        seen.append((x.copy(), flip))
+        return real(teacher, x, y, distillation, flip)
 
     monkeypatch.setattr(trainer, "live_teacher_targets", spy)
 
     result = train(images, labels, tmp_path, hp, teacher=_teacher())
 
     assert result.finished and len(seen) == 2
+    assert all(flipped == flip for _, flipped in seen)
+    seen = [x for x, _ in seen]
     for epoch, x in enumerate(seen):
         np.testing.assert_array_equal(x, epoch_data(images, labels, hp, epoch)[0])
     assert not (tmp_path / trainer.TEACHER_FILE).exists()  # nothing fixed was computed

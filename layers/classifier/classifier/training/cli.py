@@ -49,10 +49,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     train.add_argument(
         "--teacher-views",
-        choices=("fixed", "augmented"),
+        choices=("fixed", "augmented", "augmented-flip"),  # trainer.TEACHER_VIEWS, without importing Keras
         help="fixed (the default): the teacher's flip-averaged probabilities for the clean images, "
         "once; augmented: its probabilities for the exact images the student sees, every epoch "
-        "(.keras teachers only, and again when resuming)",
+        "(.keras teachers only, and again when resuming); augmented-flip: the same, each averaged "
+        "with its probabilities for the mirror image (twice the teacher's cost)",
     )
     train.add_argument("--mixup", type=float, help="mixup Beta concentration (0 = off, the default)")
     train.add_argument("--limit", type=int, help="use a random N of the images (smoke tests)")
