@@ -31,6 +31,8 @@ probabilities averaged with its mirror image's (91.9% as a classifier) gave 90.7
 From those weights, 24 epochs in which the wide network scored each epoch's own augmented images
 (``teacher_views="augmented"``, ``mixup=0.5``, distillation 0.8, peak LR 0.05, mixed_bfloat16)
 gave 91.36% as .tflite in 2,907 s: the shipped baseline since 2026-12-06.
+22 more such epochs from those weights, the teacher averaging each image with its mirror image
+(``teacher_views="augmented-flip"``), 6,967 s: 91.34% (Keras), no gain.
 
 airbench94's recipe (``HyperParameters.airbench``), widths (24, 64, 256, 240), 1.87M parameters,
 one run from scratch on a 2-core Intel Xeon with AMX (tensorflow-cpu, mixed_bfloat16, which
