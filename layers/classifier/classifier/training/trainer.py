@@ -311,14 +311,8 @@ def live_teacher_targets(
     With ``flip`` each member's probabilities for an image are averaged with its probabilities for
     the mirror image: a stronger teacher (the wide network: 91.3% alone, 91.9% so) that is still a
     function of the very image the student sees, at twice the teacher's cost."""
-    views = [images, images[:, :, ::-1]] if flip else [images]
     probabilities = np.mean(
-        [
-            np.asarray(member.predict(view, batch_size=500, verbose=0), np.float32)
-            for member in teacher
-            for view in views
-        ],
-        0,
+        [_flip_averaged(member, images) if flip else _predict(member, images) for member in teacher], 0
     )
     return (1 - distillation) * targets + distillation * probabilities
 
@@ -333,10 +327,11 @@ def _flip_averaged(teacher: Teacher, images: np.ndarray) -> np.ndarray:
         if not np.allclose(teacher.sum(axis=1), 1.0, atol=1e-3) or (teacher < 0).any():
             raise ValueError("teacher probabilities must be non-negative and sum to 1 per image")
         return teacher.astype(np.float32)
-    views = [images, images[:, :, ::-1]]
-    return np.mean(
-        [np.asarray(teacher.predict(view, batch_size=500, verbose=0), np.float32) for view in views], 0
-    )
+    return np.mean([_predict(teacher, view) for view in (images, images[:, :, ::-1])], 0)
+
+
+def _predict(teacher: keras.Model, images: np.ndarray) -> np.ndarray:
+    return np.asarray(teacher.predict(images, batch_size=500, verbose=0), np.float32)
 
 
 @keras.saving.register_keras_serializable(package="classifier")
