@@ -151,8 +151,11 @@ def test_augmented_views_need_teacher_models_on_every_run(tmp_path):
         train(images, labels, tmp_path / "b", hp, teacher=None)
 
 
-@pytest.mark.parametrize("field, value", [("teacher_views", "clean"), ("mixup", -0.1)])
-def test_hyper_parameters_refuse_unknown_teacher_views_and_negative_mixup(field, value):
+@pytest.mark.parametrize(
+    "field, value",
+    [("teacher_views", "clean"), ("mixup", -0.1), ("label_smoothing", -0.1), ("label_smoothing", 1.0)],
+)
+def test_hyper_parameters_refuse_unknown_teacher_views_negative_mixup_and_bad_smoothing(field, value):
     from classifier.training.trainer import HyperParameters
 
     with pytest.raises(ValueError, match=field):
@@ -162,6 +165,8 @@ def test_hyper_parameters_refuse_unknown_teacher_views_and_negative_mixup(field,
 @pytest.mark.slow
 def test_cli_trains_on_augmented_teacher_views_with_mixup_and_records_them(tmp_path, test_zip):
     import json
+
+    import keras
 
     from tests.unit.test_training import run_train
 
@@ -178,10 +183,19 @@ def test_cli_trains_on_augmented_teacher_views_with_mixup_and_records_them(tmp_p
         "augmented",
         "--mixup",
         "0.5",
+        "--label-smoothing",
+        "0",
     )
 
     assert trained.returncode == 0, trained.stderr
     record = json.loads((tmp_path / "run" / "training.json").read_text())
     assert record["hyper_parameters"]["teacher_views"] == "augmented"
     assert record["hyper_parameters"]["mixup"] == 0.5
+    assert record["hyper_parameters"]["label_smoothing"] == 0.0
+    # the loss the run trained with, as its checkpoint (which a resumed run continues) keeps it
+    checkpoints = tmp_path / "run" / "checkpoints"
+    state = json.loads((checkpoints / "state.json").read_text())
+    assert (
+        keras.models.load_model(checkpoints / state["checkpoint"]).loss.get_config()["label_smoothing"] == 0.0
+    )
     assert not (tmp_path / "run" / "checkpoints" / "teacher.npy").exists()

@@ -56,6 +56,11 @@ def main(argv: list[str] | None = None) -> int:
         "with its probabilities for the mirror image (twice the teacher's cost)",
     )
     train.add_argument("--mixup", type=float, help="mixup Beta concentration (0 = off, the default)")
+    train.add_argument(
+        "--label-smoothing",
+        type=float,
+        help="label smoothing of the targets, teacher's included (default 0.2; 0 = the targets as they are)",
+    )
     train.add_argument("--limit", type=int, help="use a random N of the images (smoke tests)")
     train.add_argument("--policy", default="float32", help="Keras dtype policy, e.g. mixed_bfloat16 on a GPU")
     train.add_argument("--widths", help="comma-separated stem and block widths")
@@ -130,6 +135,7 @@ def _train(args) -> int:
         ("activation", args.activation),
         ("teacher_views", args.teacher_views),
         ("mixup", args.mixup),
+        ("label_smoothing", args.label_smoothing),
     ):
         if value is not None:
             overrides[field] = value

@@ -92,7 +92,7 @@ class HyperParameters:
     # "sgd": decoupled (Keras SGD), per step, times the learning rate.
     # "lookahead": L2, added to the gradient before the momentum (as PyTorch's SGD does).
     weight_decay: float = 5e-3
-    label_smoothing: float = 0.2
+    label_smoothing: float = 0.2  # applied to every target, a teacher's probabilities included
     translate: int = 4  # pixels of reflect padding for random crops
     cutout: int = 0  # side in pixels of a random square filled with the mean colour; 0 = off
     distillation: float = 0.0  # weight of a teacher's probabilities in the targets; 0 = labels only
@@ -124,6 +124,8 @@ class HyperParameters:
                 raise ValueError(f"{field} must be one of {allowed}, not {getattr(self, field)!r}")
         if self.mixup < 0:
             raise ValueError(f"mixup must be >= 0, not {self.mixup}")
+        if not 0 <= self.label_smoothing < 1:
+            raise ValueError(f"label_smoothing must be in [0, 1), not {self.label_smoothing}")
 
     @classmethod
     def airbench(cls, **overrides) -> "HyperParameters":
