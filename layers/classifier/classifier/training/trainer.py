@@ -30,9 +30,13 @@ Distilling the same way for 10 epochs (distillation 0.8, peak LR 0.05) from the 
 probabilities averaged with its mirror image's (91.9% as a classifier) gave 90.74%: no gain.
 From those weights, 24 epochs in which the wide network scored each epoch's own augmented images
 (``teacher_views="augmented"``, ``mixup=0.5``, distillation 0.8, peak LR 0.05, mixed_bfloat16)
-gave 91.36% as .tflite in 2,907 s: the shipped baseline since 2026-12-06.
+gave 91.36% as .tflite in 2,907 s (v20261206-baseline).
 22 more such epochs from those weights, the teacher averaging each image with its mirror image
 (``teacher_views="augmented-flip"``), 6,967 s: 91.34% (Keras), no gain.
+14 such epochs from those weights with an ensemble of the wide network and a fine-tuned
+third-party ResNet-56 (92.78% together) as the live teacher, 3,781 s: 91.82% as .tflite
+(v20261206-baseline-2, shipped). The same 14 epochs without label smoothing (``label_smoothing=0``,
+the teacher's probabilities as they are), 4,069 s: 91.42% (Keras), 0.4 point worse.
 
 airbench94's recipe (``HyperParameters.airbench``), widths (24, 64, 256, 240), 1.87M parameters,
 one run from scratch on a 2-core Intel Xeon with AMX (tensorflow-cpu, mixed_bfloat16, which
