@@ -168,6 +168,7 @@ def test_cli_trains_on_augmented_teacher_views_with_mixup_and_records_them(tmp_p
 
     import keras
 
+    from classifier.training.trainer import STATE_FILE, TEACHER_FILE
     from tests.unit.test_training import run_train
 
     _teacher().save(tmp_path / "teacher.keras")
@@ -194,8 +195,8 @@ def test_cli_trains_on_augmented_teacher_views_with_mixup_and_records_them(tmp_p
     assert record["hyper_parameters"]["label_smoothing"] == 0.0
     # the loss the run trained with, as its checkpoint (which a resumed run continues) keeps it
     checkpoints = tmp_path / "run" / "checkpoints"
-    state = json.loads((checkpoints / "state.json").read_text())
+    state = json.loads((checkpoints / STATE_FILE).read_text())
     assert (
         keras.models.load_model(checkpoints / state["checkpoint"]).loss.get_config()["label_smoothing"] == 0.0
     )
-    assert not (tmp_path / "run" / "checkpoints" / "teacher.npy").exists()
+    assert not (checkpoints / TEACHER_FILE).exists()
