@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from bench.frontier import TEST_DATA
-from bench.model import BASELINE, REPO
+from bench.model import REPO
+from infra.bootstrap import kept_models
 
 FLOOR_WEIGHT = 0.3  # objective: top-1 + FLOOR_WEIGHT * lowest class accuracy
 STEPS = (-0.3, -0.1, 0.1, 0.3)  # offset moves tried per class and round, in log-probability units
@@ -108,12 +109,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--splits", type=int, default=SPLITS, help="random halves to fit on")
     args = parser.parse_args(argv)
 
+    from classifier.cards import tflite_path
     from classifier.datasets import load_dataset
     from classifier.evaluation import predict_batched
     from classifier.labels import LABELS
     from classifier.litert import TFLiteModel
 
-    paths = args.models or [BASELINE / "model.tflite", *sorted((REPO / "models").glob("*/model.tflite"))]
+    paths = args.models or [tflite_path(directory) for directory in kept_models()]
     test = load_dataset(TEST_DATA, "test")  # nosec B615  # classifier.datasets, not Hugging Face
     for path in map(Path, paths):
         model = TFLiteModel(path.read_bytes(), num_threads=os.cpu_count() or 1)
