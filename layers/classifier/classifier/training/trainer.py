@@ -38,7 +38,8 @@ third-party ResNet-56 (92.78% together) as the live teacher, 3,781 s: 91.82% as 
 (v20261206-baseline-2, shipped). The same 14 epochs without label smoothing (``label_smoothing=0``,
 the teacher's probabilities as they are), 4,069 s: 91.42% (Keras), 0.4 point worse; with
 ``label_smoothing=0.3``, 4,174 s: 91.86% (Keras), a tie; with ``distillation=1.0`` (no labels),
-3,824 s: 91.60% (Keras). The wide network (32, 64, 256, 256) as
+3,824 s: 91.60% (Keras); with ``teacher_views="augmented-flip"`` (the pair flip-averaged, 92.72%, no
+stronger than on single images), 5,594 s: 91.92% (Keras), a tie. The wide network (32, 64, 256, 256) as
 the student of those 14 epochs, 3,991 s: 91.74% (Keras) from 91.34%: width is not the limit.
 
 airbench94's recipe (``HyperParameters.airbench``), widths (24, 64, 256, 240), 1.87M parameters,
