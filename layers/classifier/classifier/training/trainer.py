@@ -35,12 +35,9 @@ gave 91.36% as .tflite in 2,907 s (v20261206-baseline).
 (``teacher_views="augmented-flip"``), 6,967 s: 91.34% (Keras), no gain.
 14 such epochs from those weights with an ensemble of the wide network and a fine-tuned
 third-party ResNet-56 (92.78% together) as the live teacher, 3,781 s: 91.82% as .tflite
-(v20261206-baseline-2, shipped). The same 14 epochs without label smoothing (``label_smoothing=0``,
-the teacher's probabilities as they are), 4,069 s: 91.42% (Keras), 0.4 point worse; with
-``label_smoothing=0.3``, 4,174 s: 91.86% (Keras), a tie; with ``distillation=1.0`` (no labels),
-3,824 s: 91.60% (Keras); with ``teacher_views="augmented-flip"`` (the pair flip-averaged, 92.72%, no
-stronger than on single images), 5,594 s: 91.92% (Keras), a tie. The wide network (32, 64, 256, 256) as
-the student of those 14 epochs, 3,991 s: 91.74% (Keras) from 91.34%: width is not the limit.
+(v20261206-baseline-2, shipped). Variants of those 14 epochs (other label smoothing, the teacher's
+targets without the labels, the pair flip-averaged, a wider student) tied or trailed it; their
+figures are in docs/model.md ("Consistent teaching").
 
 airbench94's recipe (``HyperParameters.airbench``), widths (24, 64, 256, 240), 1.87M parameters,
 one run from scratch on a 2-core Intel Xeon with AMX (tensorflow-cpu, mixed_bfloat16, which
