@@ -13,7 +13,7 @@ TRAIN_DATA ?= $(CIFAR10_DATA)/cifar10-train.zip
 TEST_DATA ?= $(CIFAR10_DATA)/cifar10-test.zip
 MODEL ?= layers/classifier/classifier/baseline/model.tflite
 
-.PHONY: setup test lint screenshots train export evaluate bench frontier loadtest serve clean
+.PHONY: setup test lint screenshots train export evaluate bench frontier gpu-kit loadtest serve clean
 
 setup: $(VENV)/.installed
 
@@ -84,6 +84,16 @@ bench: setup
 ## times untrained candidate architectures (float32, dynamic-range, full int8) on one thread
 frontier: setup
 	$(BIN)/python -m bench.frontier $(FLAGS)
+
+## gpu-kit: what a training run on the GPU machine carries beside the tree (docs/model.md, "Training
+## on a GPU machine"): the CIFAR-10 zips packed small (.devdata) and the wheels of Keras and of what it
+## needs there that the machine lacks (.whl); then the size that will travel, against the device tool's cap
+GPU_WHEELS = $(shell grep -h '^keras==' requirements/train.txt) $(shell $(BIN)/pip freeze | grep -i -E '^(namex|optree)==')
+gpu-kit: setup
+	$(BIN)/pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+	  --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+	  -d .whl $(GPU_WHEELS)
+	$(BIN)/python -m infra.devdata --carry .whl $(FLAGS)
 
 ## loadtest: locust, headless, against a local API it starts on loopback (the real template, the shipped
 ## model), bounded by USERS, SECONDS and REQUESTS; a fresh client key every 5 predictions, so the

@@ -1,54 +1,76 @@
 #!/usr/bin/env bash
-# Stage 1 of the shipped baseline: three candidates of the wide network (WIDTHS) side by side on
-# one GPU with the JAX backend, each through the project's own `python -m classifier train`, each
-# sized to a time budget. Stage 2 (pruning and distilling the best into the shipped widths) runs
-# on a CPU: docs/model.md, "Training and evaluating". Run through the device tool from the repository root, with the training zip and the
-# keras wheels carried (see docs/model.md, "How the baseline was made"). Writes logs, models and their
-# training records to $OUT.
+# Training runs side by side on one GPU machine with the JAX backend, each through the project's
+# own `python -m classifier train`, each sized to a time budget; then every resulting model's
+# test accuracy, single images and flip-averaged. Each argument is one run's flags; with none,
+# the three candidates that made stage 1 of the shipped baseline (docs/model.md, "How the
+# baseline was made"). Run through the device tool from the repository root after `make gpu-kit`,
+# carrying .devdata and .whl (docs/model.md, "Training on a GPU machine"). Writes the log, each
+# run's model and training record to $OUT.
+#
+#   infra/train-on-gpu.sh                                      # stage 1's three candidates
+#   infra/train-on-gpu.sh "--widths 32,64,256,256 --epochs 200 --cutout 12" "--recipe airbench --epochs 40"
 set -u
-DATA=${DATA:-.devdata/cifar10-train.zip}
-TEST=${TEST:-.devdata/cifar10-test.zip}
-WIDTHS=${WIDTHS:-32,64,256,256} # the wide teacher (the package default is the shipped, pruned net)
-BUDGET=${BUDGET:-170}          # seconds of training per candidate
-RUN_TIMEOUT=${RUN_TIMEOUT:-320} # hard stop per candidate, seconds
+DATA=${DATA:-.devdata/cifar10-train.tar.gz}
+TEST=${TEST:-.devdata/cifar10-test.tar.gz}
+BUDGET=${BUDGET:-170}           # seconds of training per run (fewer epochs than asked if it must)
+RUN_TIMEOUT=${RUN_TIMEOUT:-320} # hard stop per run, seconds
 OUT=${OUT:-/tmp/gpu-out}
-mkdir -p "$OUT" /tmp/runs
-if ls .whl/*.whl >/dev/null 2>&1; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
+PYTHON=${PYTHON:-python3}
+RUNS=${RUNS:-/tmp/runs}
+if [ $# -eq 0 ]; then
+  # Round 1 (lr 0.4; lr 0.2; batch 256 with lr 0.2; 200 epochs each) gave 90.0%, 89.8%, 89.4%
+  # with training accuracy near 100%: over-fitting, so stage 1 (round 2) varies cutout.
+  set -- "--widths 32,64,256,256 --policy mixed_bfloat16 --epochs 200 --cutout 8" \
+         "--widths 32,64,256,256 --policy mixed_bfloat16 --epochs 200 --cutout 12" \
+         "--widths 32,64,256,256 --policy mixed_bfloat16 --epochs 200 --cutout 16"
+fi
+if [ $# -gt 7 ]; then
+  echo "at most 7 runs: each comes back as one file, with the log, and the device tool returns 8" >&2
+  exit 2
+fi
+mkdir -p "$OUT" "$RUNS"
+WHEELS=${WHEELS-.whl}           # what `make gpu-kit` fetched; empty: use the installed Keras
+if [ -n "$WHEELS" ] && ls "$WHEELS"/*.whl >/dev/null 2>&1; then
+  "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site "$WHEELS"/*.whl || exit 1
   export PYTHONPATH=/tmp/site
 fi
-export PYTHONPATH=${PYTHONPATH:+$PYTHONPATH:}layers/classifier KERAS_BACKEND=jax PYTHONUNBUFFERED=1
-export XLA_PYTHON_CLIENT_MEM_FRACTION=0.28
+export PYTHONPATH=${PYTHONPATH:+$PYTHONPATH:}layers/classifier KERAS_BACKEND=${KERAS_BACKEND:-jax} PYTHONUNBUFFERED=1
+# each run's share of the GPU's memory, so that all of them fit side by side
+export XLA_PYTHON_CLIENT_MEM_FRACTION=${XLA_PYTHON_CLIENT_MEM_FRACTION:-$(awk "BEGIN { print 0.9 / $# }")}
 nvidia-smi -L 2>/dev/null
-candidate() {
-  local name=$1; shift
-  timeout "$RUN_TIMEOUT" python3 -m classifier train --data "$DATA" --out /tmp/runs/$name \
-    --budget-seconds "$BUDGET" --widths "$WIDTHS" "$@" > /tmp/runs/$name.log 2>&1
-  echo "candidate $name: exit $?" >> /tmp/runs/$name.log
-}
-# Round 1 (a: lr 0.4; b: lr 0.2; c: batch 256, lr 0.2; 200 epochs each) gave 90.0%, 89.8%, 89.4%
-# with training accuracy near 100%: over-fitting, so round 2 adds cutout.
-candidate a --policy mixed_bfloat16 --epochs 200 --cutout 8 ${EXTRA_A:-} &
-candidate b --policy mixed_bfloat16 --epochs 200 --cutout 12 ${EXTRA_B:-} &
-candidate c --policy mixed_bfloat16 --epochs 200 --cutout 16 ${EXTRA_C:-} &
+names=()
+for flags in "$@"; do
+  name=run${#names[@]}
+  names+=("$name")
+  # $flags is split on spaces on purpose: one argument holds one run's flags
+  # shellcheck disable=SC2086
+  { echo "flags: $flags"
+    timeout "$RUN_TIMEOUT" "$PYTHON" -m classifier train --data "$DATA" --out "$RUNS/$name" \
+      --budget-seconds "$BUDGET" $flags
+    echo "$name: exit $?"; } > "$RUNS/$name.log" 2>&1 &
+done
 wait
-for name in a b c; do
-  { echo "== candidate $name"; grep -v -i warning /tmp/runs/$name.log | tail -n 400; } >> "$OUT/train.log"
-  if [ -f /tmp/runs/$name/model.keras ]; then
-    cp /tmp/runs/$name/model.keras "$OUT/$name.keras"; cp /tmp/runs/$name/training.json "$OUT/$name.json"
+# One file per run comes back (the device tool returns at most 8): its model, or its latest
+# checkpoint if it ran out of time, with its training record, as $OUT/runN.tar.
+models=()
+for name in "${names[@]}"; do
+  { echo "== $name"; grep -v -i warning "$RUNS/$name.log" | tail -n 400; } >> "$OUT/train.log"
+  if [ -f "$RUNS/$name/model.keras" ]; then
+    models+=("$RUNS/$name/model.keras")
+    tar -cf "$OUT/$name.tar" -C "$RUNS/$name" model.keras training.json
   else
-    latest=$(ls -t /tmp/runs/$name/checkpoints/epoch-*.keras 2>/dev/null | head -n 1)
-    [ -n "$latest" ] && cp "$latest" "$OUT/$name-checkpoint.keras"
+    latest=$(cd "$RUNS/$name" 2>/dev/null && ls -t checkpoints/epoch-*.keras 2>/dev/null | head -n 1)
+    [ -n "$latest" ] && models+=("$RUNS/$name/$latest") && tar -cf "$OUT/$name.tar" -C "$RUNS/$name" "$latest"
   fi
 done
-python3 - "$TEST" "$OUT" <<'PY'
-import sys, glob, numpy as np, keras
+[ ${#models[@]} -gt 0 ] && "$PYTHON" - "$TEST" "${models[@]}" <<'PY' | tee -a "$OUT/train.log"
+import sys, keras
 from classifier.datasets import load_dataset
 test = load_dataset(sys.argv[1])
-for path in sorted(glob.glob(sys.argv[2] + "/*.keras")):
+for path in sys.argv[2:]:
     model = keras.models.load_model(path)
     p = model.predict(test.images, batch_size=1000, verbose=0)
     pf = model.predict(test.images[:, :, ::-1], batch_size=1000, verbose=0)
     print(path, "test accuracy", (p.argmax(1) == test.labels).mean(), "with flip TTA", ((p + pf).argmax(1) == test.labels).mean())
 PY
-grep -E "^(==|epoch|loaded|saved|candidate)" "$OUT/train.log" | tail -n 60
+grep -E "^(==|flags|epoch|loaded|saved|run[0-9]+:)" "$OUT/train.log" | tail -n 60

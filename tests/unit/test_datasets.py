@@ -1,4 +1,4 @@
-"""Datasets: zips of class folders (local or s3://) and the official CIFAR-10 tarball."""
+"""Datasets: zips and tars of class folders (local or s3://) and the official CIFAR-10 tarball."""
 
 import io
 import pickle
@@ -14,6 +14,7 @@ from classifier import aws
 from classifier.datasets import load_dataset
 from classifier.errors import DatasetError
 from classifier.labels import LABEL_INDEX
+from classifier.limits import MAX_IMAGE_BYTES
 from classifier.preprocessing import decode_image
 from tests.conftest import encode, gradient
 
@@ -88,6 +89,58 @@ def test_official_cifar_tarball_loads_both_splits(tmp_path):
     assert np.array_equal(train.images[:4], expected["data_batch_1"][0])
     assert list(train.labels[:4]) == expected["data_batch_1"][1]
     assert np.array_equal(test.images, expected["test_batch"][0])
+
+
+def write_tar(path, entries: dict[str, bytes], mode="w:gz"):
+    with tarfile.open(path, mode) as archive:
+        for name, data in entries.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    return path
+
+
+@pytest.mark.parametrize("mode", ["w", "w:gz", "w:xz"])
+def test_a_tar_of_class_folders_loads_like_the_zip_of_the_same_entries(tmp_path, mode):
+    entries = {
+        "ship/b.jpg": encode(gradient(50, 50), "JPEG"),
+        "cat/a.png": encode(gradient(), "PNG"),
+        "dragon/c.png": encode(gradient(), "PNG"),
+        "cat/broken.jpg": b"\xff\xd8\xff\xe0 not really a jpeg",
+    }
+    zipped = load_dataset(write_zip(tmp_path / "set.zip", entries))
+
+    tarred = load_dataset(write_tar(tmp_path / "set.tar", entries, mode))
+
+    assert tarred.names == zipped.names == ("ship/b.jpg", "cat/a.png")
+    assert tarred.content_hash() == zipped.content_hash()
+    assert [r.entry for r in tarred.rejected] == ["dragon/c.png", "cat/broken.jpg"]
+
+
+def test_a_tar_entry_that_is_a_link_or_too_large_is_rejected_unread(tmp_path):
+    good = encode(gradient(), "PNG")
+    path = tmp_path / "set.tar"
+    with tarfile.open(path, "w") as archive:
+        info = tarfile.TarInfo("cat/a.png")
+        info.size = len(good)
+        archive.addfile(info, io.BytesIO(good))
+        link = tarfile.TarInfo("dog/link.png")
+        link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
+        archive.addfile(link)
+        folder = tarfile.TarInfo("frog")
+        folder.type = tarfile.DIRTYPE
+        archive.addfile(folder)  # skipped, as a zip's folder entries are
+        huge = tarfile.TarInfo("frog/huge.png")
+        huge.size = MAX_IMAGE_BYTES + 1
+        archive.addfile(huge, io.BytesIO(bytes(huge.size)))
+
+    data = load_dataset(path)
+
+    assert data.names == ("cat/a.png",)
+    reasons = {r.entry: r.reason for r in data.rejected}
+    assert set(reasons) == {"dog/link.png", "frog/huge.png"}
+    assert "regular file" in reasons["dog/link.png"]
+    assert "limit" in reasons["frog/huge.png"]
 
 
 def test_a_tarball_without_cifar_batches_is_refused(tmp_path):

@@ -1,0 +1,110 @@
+"""What a GPU run carries (``infra.devdata``) and the script it runs there (``infra/train-on-gpu.sh``)."""
+
+import os
+import subprocess
+import sys
+import tarfile
+import zipfile
+
+import pytest
+
+from classifier.datasets import load_dataset
+from infra import devdata
+from tests.conftest import REPO, encode, gradient
+
+
+def small_zip(path, count=12):
+    labels = ["cat", "dog", "ship"]
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("cat/", b"")  # a folder entry, as zip tools write them
+        for i in range(count):
+            archive.writestr(f"{labels[i % 3]}/{i:04d}.jpg", encode(gradient(32 + i, 32), "JPEG"))
+    return path
+
+
+def test_a_repacked_zip_keeps_every_file_its_bytes_and_its_order(tmp_path):
+    source = small_zip(tmp_path / "set.zip")
+
+    packed = devdata.repack(source, tmp_path / "set.tar.gz")
+    again = devdata.repack(source, tmp_path / "again.tar.gz")
+
+    with zipfile.ZipFile(source) as archive, tarfile.open(packed) as tar:
+        files = [info for info in archive.infolist() if not info.is_dir()]
+        members = tar.getmembers()
+        assert [m.name for m in members] == [info.filename for info in files]
+        assert all(tar.extractfile(m).read() == archive.read(info) for m, info in zip(members, files))
+    assert packed.read_bytes() == again.read_bytes()
+    assert load_dataset(packed).content_hash() == load_dataset(source).content_hash()
+    assert not list(tmp_path.glob("*.partial"))
+
+
+def test_the_kit_reports_what_travels_and_fails_over_the_cap(tmp_path, capsys):
+    data = tmp_path / "data"
+    data.mkdir()
+    for name in devdata.DATASETS:
+        small_zip(data / f"{name}.zip")
+    out = tmp_path / "devdata"
+    big = tmp_path / "big.bin"
+    with open(big, "wb") as handle:  # sparse: costs no disk
+        handle.truncate(devdata.TRAVEL_LIMIT_BYTES)
+
+    fits = devdata.main(["--data", str(data), "--out", str(out), "--verify"])
+    report = capsys.readouterr().out
+    over = devdata.main(["--data", str(data), "--out", str(out), "--carry", str(big)])
+
+    assert fits == 0 and over == 1
+    assert {p.name for p in out.iterdir()} == {f"{name}.tar.gz" for name in devdata.DATASETS}
+    assert "loads to the zip's arrays: yes" in report and "travels" in report
+    assert "over the limit" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_the_gpu_script_trains_each_run_and_returns_one_file_per_run(tmp_path):
+    """The script as the GPU machine runs it, here on the CPU backend: two runs side by side, one
+    distilled from the shipped model on augmented views, then the test accuracy of each."""
+    train = devdata.repack(small_zip(tmp_path / "train.zip", 24), tmp_path / "train.tar.gz")
+    out = tmp_path / "out"
+    env = {
+        **os.environ,
+        "KERAS_BACKEND": "tensorflow",
+        "PYTHON": sys.executable,
+        "DATA": str(train),
+        "TEST": str(train),
+        "OUT": str(out),
+        "RUNS": str(tmp_path / "runs"),
+        "BUDGET": "600",
+        "WHEELS": "",  # this machine's Keras, not the GPU machine's wheels
+    }
+    baseline = "layers/classifier/classifier/baseline/model.keras"
+    runs = [
+        "--epochs 1 --widths 8,8,8,8 --batch-size 8",
+        f"--epochs 1 --batch-size 8 --init {baseline} --teacher {baseline} --distillation 0.8 "
+        "--teacher-views augmented --mixup 0.5",
+    ]
+
+    result = subprocess.run(
+        ["bash", "infra/train-on-gpu.sh", *runs],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    too_many = subprocess.run(
+        ["bash", "infra/train-on-gpu.sh", *["--epochs 1"] * 8],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert {p.name for p in out.iterdir()} == {"train.log", "run0.tar", "run1.tar"}
+    for run in ("run0", "run1"):
+        with tarfile.open(out / f"{run}.tar") as tar:
+            assert sorted(tar.getnames()) == ["model.keras", "training.json"]
+        assert f"runs/{run}/model.keras test accuracy" in result.stdout
+    log = (out / "train.log").read_text()
+    assert "run0: exit 0" in log and "run1: exit 0" in log
+    assert too_many.returncode == 2 and "at most 7 runs" in too_many.stderr
