@@ -66,6 +66,7 @@ done
 [ ${#models[@]} -gt 0 ] && "$PYTHON" - "$TEST" "${models[@]}" <<'PY' | tee -a "$OUT/train.log"
 import sys, keras
 from classifier.datasets import load_dataset
+import classifier.training.trainer  # registers the custom layers, initialisers and optimizer
 test = load_dataset(sys.argv[1])
 for path in sys.argv[2:]:
     model = keras.models.load_model(path)
@@ -74,3 +75,5 @@ for path in sys.argv[2:]:
     print(path, "test accuracy", (p.argmax(1) == test.labels).mean(), "with flip TTA", ((p + pf).argmax(1) == test.labels).mean())
 PY
 grep -E "^(==|flags|epoch|loaded|saved|run[0-9]+:)" "$OUT/train.log" | tail -n 60
+# fails when any run did (a run stopped by RUN_TIMEOUT exits 124; its checkpoint still came back)
+! grep -q -E "^run[0-9]+: exit [1-9]" "$OUT/train.log"

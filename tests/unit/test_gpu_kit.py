@@ -60,13 +60,15 @@ def test_the_kit_reports_what_travels_and_fails_over_the_cap(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_the_gpu_script_trains_each_run_and_returns_one_file_per_run(tmp_path):
-    """The script as the GPU machine runs it, here on the CPU backend: two runs side by side, one
-    distilled from the shipped model on augmented views, then the test accuracy of each."""
+    """The script as the GPU machine runs it, under JAX, here on the CPU: three runs side by side
+    (the default recipe; one distilled from the shipped model on augmented, mixed views; airbench's
+    recipe, whose optimizer is this project's own), then the test accuracy of each."""
     train = devdata.repack(small_zip(tmp_path / "train.zip", 24), tmp_path / "train.tar.gz")
     out = tmp_path / "out"
     env = {
         **os.environ,
-        "KERAS_BACKEND": "tensorflow",
+        "KERAS_BACKEND": "jax",
+        "JAX_PLATFORMS": "cpu",
         "PYTHON": sys.executable,
         "DATA": str(train),
         "TEST": str(train),
@@ -80,6 +82,7 @@ def test_the_gpu_script_trains_each_run_and_returns_one_file_per_run(tmp_path):
         "--epochs 1 --widths 8,8,8,8 --batch-size 8",
         f"--epochs 1 --batch-size 8 --init {baseline} --teacher {baseline} --distillation 0.8 "
         "--teacher-views augmented --mixup 0.5",
+        "--epochs 2 --recipe airbench --widths 24,8,8,8 --batch-size 8 --policy mixed_bfloat16",
     ]
 
     result = subprocess.run(
@@ -100,11 +103,11 @@ def test_the_gpu_script_trains_each_run_and_returns_one_file_per_run(tmp_path):
     )
 
     assert result.returncode == 0, result.stderr[-2000:]
-    assert {p.name for p in out.iterdir()} == {"train.log", "run0.tar", "run1.tar"}
-    for run in ("run0", "run1"):
+    assert {p.name for p in out.iterdir()} == {"train.log", "run0.tar", "run1.tar", "run2.tar"}
+    for run in ("run0", "run1", "run2"):
         with tarfile.open(out / f"{run}.tar") as tar:
             assert sorted(tar.getnames()) == ["model.keras", "training.json"]
         assert f"runs/{run}/model.keras test accuracy" in result.stdout
     log = (out / "train.log").read_text()
-    assert "run0: exit 0" in log and "run1: exit 0" in log
+    assert all(f"run{i}: exit 0" in log for i in range(3)) and "backend jax" in log
     assert too_many.returncode == 2 and "at most 7 runs" in too_many.stderr

@@ -434,7 +434,10 @@ class LookaheadNesterov(keras.optimizers.Optimizer):
         lr = ops.cast(learning_rate, dtype)
         step = ops.cast(self.iterations, "float32") + 1.0
         scale = self.bias_scale if path.endswith("_bn/beta") else 1.0
-        self.assign(slow, ops.where(ops.equal(step, 1.0), variable, slow))  # starts as the initial weights
+        # ops.where takes tensors, not variables (JAX refuses those), so each read is explicit
+        # and comes after the assignments before it
+        read = ops.convert_to_tensor
+        self.assign(slow, ops.where(ops.equal(step, 1.0), read(variable), read(slow)))  # the initial weights
         d = ops.add(ops.multiply(ops.cast(gradient, dtype), scale), ops.multiply(variable, self.l2))
         self.assign(velocity, ops.add(ops.multiply(velocity, self.momentum), d))
         if path.endswith("stem_whiten/bias"):
@@ -443,9 +446,12 @@ class LookaheadNesterov(keras.optimizers.Optimizer):
         last = ops.greater_equal(step, self.total_steps)
         due = ops.logical_or(ops.equal(ops.mod(step, self.lookahead_every), 0.0), last)
         decay = ops.where(last, 1.0, 0.95**5 * ops.power(step / self.total_steps, 3.0))
-        averaged = ops.add(slow, ops.multiply(ops.cast(1.0 - decay, dtype), ops.subtract(variable, slow)))
-        self.assign(slow, ops.where(due, averaged, slow))
-        self.assign(variable, ops.where(due, averaged, variable))
+        current, slow_now = read(variable), read(slow)
+        averaged = ops.add(
+            slow_now, ops.multiply(ops.cast(1.0 - decay, dtype), ops.subtract(current, slow_now))
+        )
+        self.assign(slow, ops.where(due, averaged, slow_now))
+        self.assign(variable, ops.where(due, averaged, current))
 
     def get_config(self):
         config = super().get_config()
