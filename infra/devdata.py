@@ -51,8 +51,8 @@ def repack(source: Path, destination: Path) -> Path:
             member.size = info.file_size
             member.mtime = 0  # with the gzip header's, the same zip packs to the same bytes
             member.mode = 0o444
-            with archive.open(info) as handle:
-                packed.addfile(member, handle)
+            with archive.open(info) as entry:
+                packed.addfile(member, entry)
     partial.replace(destination)
     return destination
 
