@@ -13,7 +13,7 @@ set -u
 DATA=${DATA:-.devdata/cifar10-train.tar.gz}
 TEST=${TEST:-.devdata/cifar10-test.tar.gz}
 BUDGET=${BUDGET:-170}           # seconds of training per run (fewer epochs than asked if it must)
-RUN_TIMEOUT=${RUN_TIMEOUT:-320} # hard stop per run, seconds
+RUN_TIMEOUT=${RUN_TIMEOUT:-$((BUDGET + 150))} # hard stop per run: the budget, data loading, compilation
 OUT=${OUT:-/tmp/gpu-out}
 PYTHON=${PYTHON:-python3}
 RUNS=${RUNS:-/tmp/runs}
