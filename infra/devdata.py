@@ -19,6 +19,7 @@ the GPU machine lacks (docs/model.md, "Training on a GPU machine").
 
 import argparse
 import gzip
+import os
 import subprocess
 import sys
 import tarfile
@@ -26,7 +27,7 @@ import zipfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
+SHARED_DATA = Path(os.environ.get("CIFAR10_DATA", REPO.parent / "shared" / "data"))  # as the Makefile's
 DEVDATA = REPO / ".devdata"
 DATASETS = ("cifar10-train", "cifar10-test")
 TRAVEL_LIMIT_BYTES = 64 * 1024 * 1024  # the device tool's cap on the tree plus carried paths
