@@ -5,9 +5,8 @@ Three sources:
   uploads), from a local path or an ``s3://`` URI; every entry is decoded through
   :func:`classifier.preprocessing.decode_image`, the function serving uses;
 - a tar archive (plain, gzip, bzip2 or xz) of the same class folders: the same entries in the
-  same order load to the same arrays. A zip compresses each small JPEG apart; one compressed
-  stream also shares their identical headers, so CIFAR-10's 51 MB training zip packs to about
-  16 MB (``infra.devdata``, which makes the copy that travels to a GPU machine);
+  same order load to the same arrays. One compressed stream packs small JPEGs far tighter than a
+  zip does (``infra.devdata`` packs the shared zips so for the GPU machine);
 - the official CIFAR-10 python tarball (``cifar-10-python.tar.gz``).
 
 Bad entries (wrong folder, unknown class, broken image) are reported in ``Dataset.rejected``,
