@@ -21,6 +21,8 @@ import pickle  # nosec B403  # only through _CifarUnpickler, which allows numpy 
 import tarfile
 import zipfile
 from collections import Counter
+from collections.abc import Callable, Iterable
+from functools import partial
 from pathlib import Path, PurePosixPath
 
 import numpy as np
@@ -131,10 +133,10 @@ def load_dataset(source: str | os.PathLike, split: str = "train") -> Dataset:
     if tarfile.is_tarfile(path):
         with tarfile.open(path) as archive:
             names = archive.getnames()
-        if any(name.startswith(f"{CIFAR_TARBALL_FOLDER}/") for name in names):
+            is_cifar = any(name.startswith(f"{CIFAR_TARBALL_FOLDER}/") for name in names)
+            data = None if is_cifar else load_tar(archive)  # the members just listed, read once
+        if is_cifar:
             return load_cifar_tarball(path, split)
-        with tarfile.open(path) as archive:
-            data = load_tar(archive)
         if len(data) == 0 and not any(_is_class_entry(name) for name in names):
             raise DatasetError(
                 f"{path} is a tar archive with neither class folders (CLASS/FILE) nor CIFAR-10 batches."
@@ -163,43 +165,40 @@ def _is_class_entry(entry: str) -> bool:
 
 
 def load_zip(archive: zipfile.ZipFile) -> Dataset:
-    images, labels, names, rejected = [], [], [], []
-    for info in archive.infolist():
-        if info.is_dir():
-            continue
-        try:
-            label = class_of(info.filename)
-            image = decode_image(archive.read(info))
-        except (ValueError, InvalidImageError) as error:
-            rejected.append(Rejection(info.filename, str(error)))
-            continue
-        images.append(image)
-        labels.append(LABEL_INDEX[label])
-        names.append(info.filename)
-    return _stack(images, labels, rejected, names)
+    return _load_entries(
+        (info.filename, partial(archive.read, info)) for info in archive.infolist() if not info.is_dir()
+    )
 
 
 def load_tar(archive: tarfile.TarFile) -> Dataset:
     """A tar archive of class folders, entry by entry as :func:`load_zip` reads a zip. Only
     regular files are read (links and devices are rejected, folders skipped), and none larger
     than ``MAX_IMAGE_BYTES``, checked before reading."""
+
+    def read(member: tarfile.TarInfo) -> bytes:
+        if not member.isfile():
+            raise ValueError("not a regular file")
+        if member.size > MAX_IMAGE_BYTES:
+            raise ValueError(f"{member.size} bytes is over the {MAX_IMAGE_BYTES}-byte image limit")
+        return archive.extractfile(member).read()
+
+    return _load_entries((member.name, partial(read, member)) for member in archive if not member.isdir())
+
+
+def _load_entries(entries: Iterable[tuple[str, Callable[[], bytes]]]) -> Dataset:
+    """Decode each (entry name, reader) whose name is CLASS/FILE; a wrong name, a reader that
+    refuses (ValueError) or an image that does not decode is a rejection, never fatal."""
     images, labels, names, rejected = [], [], [], []
-    for member in archive:
-        if member.isdir():
-            continue
+    for name, read in entries:
         try:
-            label = class_of(member.name)
-            if not member.isfile():
-                raise ValueError("not a regular file")
-            if member.size > MAX_IMAGE_BYTES:
-                raise ValueError(f"{member.size} bytes is over the {MAX_IMAGE_BYTES}-byte image limit")
-            image = decode_image(archive.extractfile(member).read())
+            label = class_of(name)
+            image = decode_image(read())
         except (ValueError, InvalidImageError) as error:
-            rejected.append(Rejection(member.name, str(error)))
+            rejected.append(Rejection(name, str(error)))
             continue
         images.append(image)
         labels.append(LABEL_INDEX[label])
-        names.append(member.name)
+        names.append(name)
     return _stack(images, labels, rejected, names)
 
 
