@@ -14,15 +14,13 @@ one and a 3-epoch lookahead run, so recalibration is not part of training. Needs
 """
 
 import argparse
-import os
 import time
-from pathlib import Path
 
 import numpy as np
 
 from bench.model import BASELINE, REPO
+from infra.devdata import SHARED_DATA as DATA
 
-DATA = Path(os.environ.get("CIFAR10_DATA", REPO.parent / "shared" / "data"))
 RECALIBRATION_BATCH = 500  # images per forward pass; a batch variance's bias is then 1/500
 
 

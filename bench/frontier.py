@@ -25,10 +25,11 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.model import REPO, cpu_description, latency_ms
+from bench.model import cpu_description, latency_ms
 from infra.bootstrap import kept_models
+from infra.devdata import SHARED_DATA
 
-TEST_DATA = Path(os.environ.get("CIFAR10_DATA", REPO.parent / "shared" / "data")) / "cifar10-test.zip"
+TEST_DATA = SHARED_DATA / "cifar10-test.zip"
 CANDIDATES = (  # widths, stem
     ((32, 64, 192, 192), "conv"),  # the first baselines' shipped network
     ((32, 64, 256, 256), "conv"),  # the first baseline

@@ -163,8 +163,9 @@ def _time_record_writes() -> list[float]:
 
 
 def _test_images(count: int) -> list[tuple[str, bytes]]:
-    data = Path(os.environ.get("CIFAR10_DATA", REPO.parent / "shared" / "data")) / "cifar10-test.zip"
-    with zipfile.ZipFile(data) as archive:
+    from infra.devdata import SHARED_DATA
+
+    with zipfile.ZipFile(SHARED_DATA / "cifar10-test.zip") as archive:
         names = sorted(name for name in archive.namelist() if name.endswith(".jpg"))[::50][:count]
         return [(name.replace("/", "-"), archive.read(name)) for name in names]
 

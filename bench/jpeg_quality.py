@@ -25,8 +25,8 @@ import numpy as np
 from PIL import Image
 
 from bench.model import REPO
+from infra.devdata import SHARED_DATA as DATA
 
-DATA = Path(os.environ.get("CIFAR10_DATA", REPO.parent / "shared" / "data"))
 QUALITIES = (None, 50, 30)  # None: the images as shipped (quality 75, 4:2:0)
 
 

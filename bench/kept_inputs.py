@@ -51,12 +51,12 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     from bench.handlers import _InstantDynamoDB
+    from infra.devdata import SHARED_DATA
     from infra.moto_server import moto_server
     from infra.template import Template
 
     template = Template(REPO / "template.yaml", region=REGION)
-    data = Path(os.environ.get("CIFAR10_DATA", REPO.parent / "shared" / "data"))
-    with zipfile.ZipFile(data / "cifar10-test.zip") as archive:
+    with zipfile.ZipFile(SHARED_DATA / "cifar10-test.zip") as archive:
         image = archive.read("dog/0000.jpg")
     event = json.loads((REPO / "shared" / "events" / "predict-raw.json").read_text())
     event["body"] = base64.b64encode(image).decode()

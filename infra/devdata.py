@@ -27,7 +27,9 @@ import zipfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = Path(os.environ.get("CIFAR10_DATA", REPO.parent / "shared" / "data"))  # as the Makefile's
+# The CIFAR-10 zips: CIFAR10_DATA (the Makefile and .ci/run export it), else ../shared/data beside
+# the repository. The benches, the tests and `make serve` read it from here.
+SHARED_DATA = Path(os.environ.get("CIFAR10_DATA") or REPO.parent / "shared" / "data")
 DEVDATA = REPO / ".devdata"
 DATASETS = ("cifar10-train", "cifar10-test")
 TRAVEL_LIMIT_BYTES = 64 * 1024 * 1024  # the device tool's cap on the tree plus carried paths

@@ -3,7 +3,6 @@ and small helpers to make encoded images."""
 
 import io
 import json
-import os
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,13 +11,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from infra.devdata import SHARED_DATA
+
 REPO = Path(__file__).resolve().parents[1]
 BASELINE_DIR = REPO / "layers" / "classifier" / "classifier" / "baseline"
 
 
 def data_dir() -> Path:
-    """CIFAR10_DATA (the Makefile and .ci/run export it), else ../shared/data beside the repo."""
-    path = Path(os.environ.get("CIFAR10_DATA", REPO.parent / "shared" / "data"))
+    """The CIFAR-10 folder (``infra.devdata.SHARED_DATA``), failing the test where it is missing."""
+    path = SHARED_DATA
     if not (path / "cifar10-test.zip").is_file():
         pytest.fail(
             f"CIFAR-10 data not found in {path}: set CIFAR10_DATA to the folder holding cifar10-test.zip"

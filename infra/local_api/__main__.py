@@ -11,6 +11,7 @@ import signal
 import sys
 import threading
 
+from infra.devdata import SHARED_DATA
 from infra.local_api import LocalApi
 from infra.local_api.lambda_runtime import ASYNC_RETRY_DELAYS_S, DEFAULT_CONCURRENCY
 from infra.local_api.sandbox import IDLE_S
@@ -87,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--data",
-        default=os.environ.get("CIFAR10_DATA") or "../shared/data",
+        default=str(SHARED_DATA),
         help="folder with cifar10-train.zip and cifar10-test.zip, uploaded as the base datasets for "
         "retraining; 'none' to skip the bootstrap",
     )

@@ -35,10 +35,8 @@ gave 91.36% as .tflite in 2,907 s (v20261206-baseline).
 (``teacher_views="augmented-flip"``), 6,967 s: 91.34% (Keras), no gain.
 14 such epochs from those weights with an ensemble of the wide network and a fine-tuned
 third-party ResNet-56 (92.78% together) as the live teacher, 3,781 s: 91.82% as .tflite
-(v20261206-baseline-2, shipped). Variants of those 14 epochs (other label smoothing, the teacher's
-targets without the labels, the pair flip-averaged, a wider student, a narrower one pruned to
-86M multiply-adds, a peak learning rate of 0.1, a weight average of those students) tied or trailed it; their figures are in
-docs/model.md ("Consistent teaching").
+(v20261206-baseline-2, shipped). Every variant of those 14 epochs measured since tied or trailed
+it; which, and their figures, are in docs/model.md ("Consistent teaching").
 
 airbench94's recipe (``HyperParameters.airbench``), widths (24, 64, 256, 240), 1.87M parameters,
 one run from scratch on a 2-core Intel Xeon with AMX (tensorflow-cpu, mixed_bfloat16, which
