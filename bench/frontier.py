@@ -2,20 +2,26 @@
 single-thread latency of untrained candidate architectures, so the trade-off is in view and not
 just the winner.
 
-    python -m bench.frontier               # the kept models (about 30 s)
+    python -m bench.frontier               # the kept models (about a minute)
     python -m bench.frontier --candidates  # also the candidate architectures (needs TensorFlow, minutes)
+    python -m bench.frontier --blocks      # also where the shipped network's time goes, block by block
 
 Kept models are the shipped baseline (``classifier.cards.BASELINE_DIR``) and the previous
 baselines in ``models/`` (``infra.bootstrap.PREVIOUS_BASELINES_DIR``), which bootstrap registers so a
 stack can roll back to them. For each: top-1 on the test zip through LiteRT, the lowest class,
 ECE on the held-out half (the half the temperature was not fitted on), one image on one thread
 (p50, after warm-up), the ``.tflite`` size, and the Keras/LiteRT agreement the card measured at
-export.
+export. Latencies are measured in turns (``bench.model.interleaved_latency_ms``), so models
+compared in one table saw the same machine.
 
 Candidates are untrained networks of ``classifier.training.network`` exported as float32,
 dynamic-range (int8 weights) and full int8 (weights and activations, calibrated on random
 images): latency depends on the graph, not on the weights, so this is how an architecture is
-measured before anyone spends a GPU on training it.
+measured before anyone spends a GPU on training it. Each is timed in turns with the shipped
+``.tflite``, and its ratio to it is printed: the ratio survives a machine that drifts.
+
+The block profile cuts a trained network after each block and times the prefixes in turns: the
+differences say where one image's time goes, beside each block's multiply-adds.
 """
 
 import argparse
@@ -25,11 +31,12 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.model import cpu_description, latency_ms
+from bench.model import BASELINE, cpu_description, interleaved_latency_ms
 from infra.bootstrap import kept_models
 from infra.devdata import SHARED_DATA
 
 TEST_DATA = SHARED_DATA / "cifar10-test.zip"
+BASELINE_KERAS = BASELINE / "model.keras"
 CANDIDATES = (  # widths, stem
     ((32, 64, 192, 192), "conv"),  # the first baselines' shipped network
     ((32, 64, 256, 256), "conv"),  # the first baseline
@@ -46,28 +53,36 @@ CANDIDATES = (  # widths, stem
 CANDIDATE_QUANTIZATIONS = ("float32", "dynamic", "int8")
 
 
-def measure_kept(directory: Path, test) -> dict:
+def measure_kept(directories: list[Path], test) -> list[dict]:
     from classifier.cards import read_card
     from classifier.evaluation import expected_calibration_error, metrics, predict_batched
     from classifier.litert import TFLiteModel
 
-    card = read_card(directory)
-    content = (directory / "model.tflite").read_bytes()
-    probabilities = predict_batched(
-        TFLiteModel(content, num_threads=os.cpu_count() or 1).predict, test.images
-    )
-    figures = metrics(probabilities, test.labels)
-    held_out = np.arange(1, len(test.labels), 2)
-    return {
-        "version": card["version"],
-        "accuracy": figures["accuracy"],
-        "lowest_class": min(figures["per_class"].items(), key=lambda item: item[1]),
-        "ece_held_out": expected_calibration_error(probabilities[held_out], test.labels[held_out]),
-        "p50_ms": latency_ms(TFLiteModel(content, num_threads=1).predict),
-        "megabytes": len(content) / 1e6,
-        "parameters": card.get("parameters"),
-        "keras_agreement": card.get("keras_top1_agreement"),
-    }
+    rows, predicts = [], {}
+    for directory in directories:
+        card = read_card(directory)
+        content = (directory / "model.tflite").read_bytes()
+        probabilities = predict_batched(
+            TFLiteModel(content, num_threads=os.cpu_count() or 1).predict, test.images
+        )
+        figures = metrics(probabilities, test.labels)
+        held_out = np.arange(1, len(test.labels), 2)
+        rows.append(
+            {
+                "version": card["version"],
+                "accuracy": figures["accuracy"],
+                "lowest_class": min(figures["per_class"].items(), key=lambda item: item[1]),
+                "ece_held_out": expected_calibration_error(probabilities[held_out], test.labels[held_out]),
+                "megabytes": len(content) / 1e6,
+                "parameters": card.get("parameters"),
+                "keras_agreement": card.get("keras_top1_agreement"),
+            }
+        )
+        predicts[card["version"]] = TFLiteModel(content, num_threads=1).predict
+    latencies = interleaved_latency_ms(predicts)
+    for row in rows:
+        row.update(latencies[row["version"]])
+    return rows
 
 
 def multiply_adds(model) -> int:
@@ -85,10 +100,12 @@ def multiply_adds(model) -> int:
 
 
 def measure_candidates() -> list[dict]:
+    from classifier.cards import BASELINE_DIR
     from classifier.litert import TFLiteModel
     from classifier.training.export import to_tflite
     from classifier.training.network import ACTIVATIONS, make_model
 
+    shipped = TFLiteModel.from_path(BASELINE_DIR / "model.tflite", num_threads=1).predict
     rng = np.random.default_rng(1)
     calibration = rng.integers(0, 256, (64, 32, 32, 3), dtype=np.uint8)
     rows = []
@@ -107,23 +124,83 @@ def measure_candidates() -> list[dict]:
                 "parameters": int(model.count_params()),
                 "mmacs": multiply_adds(model) / 1e6,
             }
-            for quantization in CANDIDATE_QUANTIZATIONS:
-                content = to_tflite(model, quantization, calibration)
-                row[quantization] = {
-                    "p50_ms": latency_ms(TFLiteModel(content, num_threads=1).predict),
-                    "megabytes": len(content) / 1e6,
-                }
+            contents = {q: to_tflite(model, q, calibration) for q in CANDIDATE_QUANTIZATIONS}
+            predicts = {q: TFLiteModel(content, num_threads=1).predict for q, content in contents.items()}
+            latencies = interleaved_latency_ms({**predicts, SHIPPED: shipped})
+            for quantization, content in contents.items():
+                row[quantization] = {**latencies[quantization], "megabytes": len(content) / 1e6}
+            row["dynamic_to_shipped"] = latencies["dynamic"]["p50_ms"] / latencies[SHIPPED]["p50_ms"]
             rows.append(row)
             print(_candidate_line(row), flush=True)
     return rows
+
+
+SHIPPED = "shipped"
+BLOCK_ROUNDS = 25
+BLOCK_RUNS = 40
 
 
 def _candidate_line(row: dict) -> str:
     cells = "".join(f" {row[q]['p50_ms']:>8.2f} {row[q]['megabytes']:>6.2f}" for q in CANDIDATE_QUANTIZATIONS)
     return (
         f"{row['widths']:<16} {row['stem']:<6} {row['activation']:<5} {row['parameters'] / 1e6:>6.2f} "
-        f"{row['mmacs']:>6.0f}{cells}"
+        f"{row['mmacs']:>6.0f}{cells} {row['dynamic_to_shipped']:>8.2f}x"
     )
+
+
+def block_cuts(model) -> list:
+    """(name, model) for ``model`` cut after each block's activation, then whole: prefixes whose
+    latencies, differenced, say what each block costs."""
+    import keras
+
+    from classifier.training.network import ACTIVATIONS
+
+    ends = tuple(f"_{activation}" for activation in ACTIVATIONS)
+    names = [layer.name for layer in model.layers if layer.name.endswith(ends)]
+    cuts = [(name, keras.Model(model.input, model.get_layer(name).output)) for name in names]
+    return [*cuts, ("head", model)]
+
+
+def profile_blocks(path: Path) -> list[dict]:
+    """Each block's multiply-adds and one-image latency on one thread, as a dynamic-range
+    ``.tflite`` (the served quantisation), from prefixes timed in turns."""
+    import keras
+
+    from ai_edge_litert.interpreter import Interpreter
+
+    from classifier.training.export import to_tflite
+
+    cuts = block_cuts(keras.models.load_model(path))
+    predicts, mmacs = {}, {}
+    for name, cut in cuts:
+        # a prefix's output is a feature map, not probabilities: the bare interpreter, not TFLiteModel
+        interpreter = Interpreter(model_content=to_tflite(cut, "dynamic"), num_threads=1)
+        interpreter.allocate_tensors()
+        predicts[name] = _invoker(interpreter)
+        mmacs[name] = multiply_adds(cut) / 1e6
+    # many short rounds: a block's cost is the median over rounds of the difference between
+    # neighbouring prefixes, timed a fraction of a second apart
+    latencies = interleaved_latency_ms(predicts, rounds=BLOCK_ROUNDS, runs=BLOCK_RUNS)
+    rows, before = [], None
+    for name, _ in cuts:
+        rounds = np.array(latencies[name]["rounds_ms"])
+        row = {"block": name, "mmacs": mmacs[name], **latencies[name], "ms": float(np.median(rounds))}
+        if before is not None:
+            row["mmacs"] -= mmacs[before]
+            row["ms"] = float(np.median(rounds - np.array(latencies[before]["rounds_ms"])))
+        rows.append(row)
+        before = name
+    return rows
+
+
+def _invoker(interpreter):
+    index = interpreter.get_input_details()[0]["index"]
+
+    def predict(images: np.ndarray) -> None:
+        interpreter.set_tensor(index, images)
+        interpreter.invoke()
+
+    return predict
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -132,6 +209,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--candidates", action="store_true", help="also time untrained candidate architectures"
+    )
+    parser.add_argument(
+        "--blocks",
+        type=Path,
+        nargs="?",
+        const=BASELINE_KERAS,
+        help="also time a Keras model block by block (default: the shipped one)",
     )
     parser.add_argument("--data", type=Path, default=TEST_DATA, help="the test zip")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
@@ -144,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{'version':<24} {'top-1':>6} {'lowest class':>17} {'ECE':>6} {'p50 ms':>7} {'MB':>5}"
         f" {'params':>6} {'Keras agree':>11}"
     )
-    kept = [measure_kept(directory, test) for directory in kept_models()]
+    kept = measure_kept(kept_models(), test)
     for row in sorted(kept, key=lambda row: row["p50_ms"]):
         name, accuracy = row["lowest_class"]
         agreement = f"{row['keras_agreement']:.2%}" if row["keras_agreement"] is not None else "-"
@@ -157,8 +241,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.candidates:
         print("\nUntrained candidates, one image on one thread: p50 ms and .tflite MB per quantisation")
         header = "".join(f" {q:>15}" for q in CANDIDATE_QUANTIZATIONS)
-        print(f"{'widths':<16} {'stem':<6} {'act':<5} {'params':>6} {'MMACs':>6}{header}")
+        print(f"{'widths':<16} {'stem':<6} {'act':<5} {'params':>6} {'MMACs':>6}{header} {'dynamic':>9}")
+        print(f"{'':<16} {'':<6} {'':<5} {'':>6} {'':>6}{' ' * len(header)} {'/shipped':>9}")
         figures["candidates"] = measure_candidates()
+    if args.blocks:
+        print(f"\nWhere one image's time goes: {args.blocks}, dynamic-range .tflite cut after each block")
+        print(f"{'after':<16} {'MMACs':>6} {'ms':>6} {'us per MMAC':>12} {'p50 ms so far (spread)':>24}")
+        figures["blocks"] = profile_blocks(args.blocks)
+        for row in figures["blocks"]:
+            low, high = row["spread_ms"]
+            per_mmac = f"{1000 * row['ms'] / row['mmacs']:.0f}" if row["mmacs"] >= 1 else "-"
+            so_far = f"{row['p50_ms']:.2f} ({low:.2f}-{high:.2f})"
+            print(f"{row['block']:<16} {row['mmacs']:>6.1f} {row['ms']:>6.2f} {per_mmac:>12} {so_far:>24}")
     if args.json:
         args.json.write_text(json.dumps(figures, indent=1, default=str) + "\n")
     return 0

@@ -57,6 +57,34 @@ def latency_ms(predict) -> float:
     return float(np.percentile(_latencies_ms(predict), 50))
 
 
+# A 2-core cloud machine's speed drifts while a bench runs (other tenants, clock changes): measured
+# one after another, the same graph took 2.6 and 3.5 ms in neighbouring rows of one run. Measured
+# in turns, every model sees the same drift, so their ratios hold even when the absolute figures
+# move.
+ROUNDS = 7
+ROUND_RUNS = 100
+ROUND_WARMUP = 30
+
+
+def interleaved_latency_ms(
+    predicts: dict, rounds: int = ROUNDS, runs: int = ROUND_RUNS, warmup: int = ROUND_WARMUP
+) -> dict:
+    """One image's latency through each of ``predicts`` (name -> predict), measured in turns: each
+    of ``rounds`` rounds times every predictor ``runs`` times (after ``warmup`` untimed calls, and
+    ``WARMUP_RUNS`` more before the first round). For each name: ``p50_ms``, the median of the
+    rounds' p50s, ``spread_ms``, their lowest and highest, and ``rounds_ms``, all of them."""
+    for predict in predicts.values():
+        _latencies_ms(predict, runs=0)
+    per_round = {name: [] for name in predicts}
+    for _ in range(rounds):
+        for name, predict in predicts.items():
+            per_round[name].append(float(np.percentile(_latencies_ms(predict, runs, warmup), 50)))
+    return {
+        name: {"p50_ms": float(np.median(p50s)), "spread_ms": (min(p50s), max(p50s)), "rounds_ms": p50s}
+        for name, p50s in per_round.items()
+    }
+
+
 def worker(engine: str, started: float) -> dict:
     predict = _loader(engine)
     predict(_images(1))

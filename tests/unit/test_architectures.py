@@ -1,7 +1,7 @@
 """What a new architecture needs to be trained, exported and served: the activation travels with
 the network (through fine-tuning, pruning and export), full-int8 export takes uint8 pixels like
 every other ``.tflite``, a distillation teacher is asked both ways round, and the frontier bench
-counts multiply-adds right."""
+counts multiply-adds right, cuts a network into its blocks and times models in turns."""
 
 import json
 
@@ -155,6 +155,64 @@ def test_the_frontier_counts_the_shipped_networks_multiply_adds():
     assert model.count_params() == card["parameters"]
     # stem 32x32x32x27, block1 32x32x64x288 + 16x16x64x576, and so on: 105M, as docs/model.md says
     assert round(multiply_adds(model) / 1e6) == 105
+
+
+def test_the_block_profile_cuts_after_every_block_and_the_cuts_add_up_to_the_network():
+    import keras
+
+    from bench.frontier import block_cuts, multiply_adds
+    from classifier.training.network import DEFAULT_WIDTHS, make_model
+
+    model = make_model(DEFAULT_WIDTHS)
+    cuts = block_cuts(model)
+
+    names = [name for name, _ in cuts]
+    assert names == ["stem_gelu"] + [f"block{i}{part}_gelu" for i in (1, 2, 3) for part in "ab"] + ["head"]
+    assert cuts[-1][1] is model
+    totals = [multiply_adds(cut) for _, cut in cuts]
+    assert totals == sorted(totals) and totals[-1] == multiply_adds(model)
+    # each prefix is the network's own layers: the same image gives the same feature map
+    image = _images(1)
+    block2 = dict(cuts)["block2b_gelu"]
+    whole = model.get_layer("block2b_gelu").output
+    expected = keras.Model(model.input, whole).predict(image, verbose=0)
+    np.testing.assert_allclose(block2.predict(image, verbose=0), expected, rtol=1e-6)
+
+
+def test_models_timed_in_turns_keep_their_ratio_while_the_machine_slows_down(monkeypatch):
+    import bench.model
+
+    # a fake clock: each call costs its model's time, times how slow the machine is that round
+    clock = {"now": 0.0, "slowdown": 1.0}
+    calls = []
+    monkeypatch.setattr(bench.model.time, "perf_counter", lambda: clock["now"])
+
+    def model(name, seconds):
+        def predict(images):
+            calls.append(name)
+            clock["now"] += seconds * clock["slowdown"]
+
+        return predict
+
+    rounds = 5
+    fast, slow = model("fast", 0.002), model("slow", 0.003)
+
+    def slow_down(images):  # timed last in each round: the machine slows down from round to round
+        calls.append("marker")
+        clock["slowdown"] *= 1.5 if calls.count("marker") > bench.model.WARMUP_RUNS else 1.0
+
+    figures = bench.model.interleaved_latency_ms(
+        {"fast": fast, "slow": slow, "marker": slow_down}, rounds=rounds, runs=4, warmup=1
+    )
+
+    timed = [name for name in calls[3 * bench.model.WARMUP_RUNS :] if name != "marker"]
+    assert timed == (["fast"] * 5 + ["slow"] * 5) * rounds  # one model after another, in turns
+    assert len(figures["fast"]["rounds_ms"]) == rounds
+    # the absolute figures move with the machine, the ratio does not
+    assert figures["fast"]["spread_ms"][1] > 4 * figures["fast"]["spread_ms"][0]
+    for fast_ms, slow_ms in zip(figures["fast"]["rounds_ms"], figures["slow"]["rounds_ms"], strict=True):
+        assert slow_ms / fast_ms == pytest.approx(1.5)
+    assert figures["slow"]["p50_ms"] / figures["fast"]["p50_ms"] == pytest.approx(1.5)
 
 
 def test_int8_export_refuses_to_calibrate_without_a_training_set(tmp_path, test_zip):
