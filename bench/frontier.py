@@ -51,6 +51,10 @@ CANDIDATES = (  # widths, stem
     ((96, 192, 384, 384), "conv"),
 )
 CANDIDATE_QUANTIZATIONS = ("float32", "dynamic", "int8")
+SHIPPED = "shipped"  # the name the shipped .tflite is timed under beside each candidate
+# many short rounds for the block profile: neighbouring prefixes are timed a fraction of a second apart
+BLOCK_ROUNDS = 25
+BLOCK_RUNS = 40
 
 
 def measure_kept(directories: list[Path], test) -> list[dict]:
@@ -100,12 +104,11 @@ def multiply_adds(model) -> int:
 
 
 def measure_candidates() -> list[dict]:
-    from classifier.cards import BASELINE_DIR
     from classifier.litert import TFLiteModel
     from classifier.training.export import to_tflite
     from classifier.training.network import ACTIVATIONS, make_model
 
-    shipped = TFLiteModel.from_path(BASELINE_DIR / "model.tflite", num_threads=1).predict
+    shipped = TFLiteModel.from_path(BASELINE / "model.tflite", num_threads=1).predict
     rng = np.random.default_rng(1)
     calibration = rng.integers(0, 256, (64, 32, 32, 3), dtype=np.uint8)
     rows = []
@@ -133,11 +136,6 @@ def measure_candidates() -> list[dict]:
             rows.append(row)
             print(_candidate_line(row), flush=True)
     return rows
-
-
-SHIPPED = "shipped"
-BLOCK_ROUNDS = 25
-BLOCK_RUNS = 40
 
 
 def _candidate_line(row: dict) -> str:
@@ -178,8 +176,7 @@ def profile_blocks(path: Path) -> list[dict]:
         interpreter.allocate_tensors()
         predicts[name] = _invoker(interpreter)
         mmacs[name] = multiply_adds(cut) / 1e6
-    # many short rounds: a block's cost is the median over rounds of the difference between
-    # neighbouring prefixes, timed a fraction of a second apart
+    # a block's cost: the median over rounds of the difference between neighbouring prefixes
     latencies = interleaved_latency_ms(predicts, rounds=BLOCK_ROUNDS, runs=BLOCK_RUNS)
     rows, before = [], None
     for name, _ in cuts:

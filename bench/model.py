@@ -15,8 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
+from classifier.cards import BASELINE_DIR as BASELINE
+
 REPO = Path(__file__).resolve().parents[1]
-BASELINE = REPO / "layers" / "classifier" / "classifier" / "baseline"
 BATCH_SIZES = (1, 8, 32, 128)
 LATENCY_RUNS = 300
 # Untimed predictions first: LiteRT's first few hundred calls in a process run up to 1.3x slower
