@@ -158,8 +158,6 @@ def test_the_frontier_counts_the_shipped_networks_multiply_adds():
 
 
 def test_the_block_profile_cuts_after_every_block_and_the_cuts_add_up_to_the_network():
-    import keras
-
     from bench.frontier import block_cuts, multiply_adds
     from classifier.training.network import DEFAULT_WIDTHS, make_model
 
@@ -171,21 +169,22 @@ def test_the_block_profile_cuts_after_every_block_and_the_cuts_add_up_to_the_net
     assert cuts[-1][1] is model
     totals = [multiply_adds(cut) for _, cut in cuts]
     assert totals == sorted(totals) and totals[-1] == multiply_adds(model)
-    # each prefix is the network's own layers: the same image gives the same feature map
-    image = _images(1)
+    # each cut is the network's own first layers, up to the end of its block
     block2 = dict(cuts)["block2b_gelu"]
-    whole = model.get_layer("block2b_gelu").output
-    expected = keras.Model(model.input, whole).predict(image, verbose=0)
-    np.testing.assert_allclose(block2.predict(image, verbose=0), expected, rtol=1e-6)
+    layers = [layer.name for layer in block2.layers]
+    assert layers == [layer.name for layer in model.layers][: len(layers)] and layers[-1] == "block2b_gelu"
+    assert block2.output.shape[1:] == (8, 8, 192)
 
 
 def test_models_timed_in_turns_keep_their_ratio_while_the_machine_slows_down(monkeypatch):
+    from types import SimpleNamespace
+
     import bench.model
 
     # a fake clock: each call costs its model's time, times how slow the machine is that round
     clock = {"now": 0.0, "slowdown": 1.0}
     calls = []
-    monkeypatch.setattr(bench.model.time, "perf_counter", lambda: clock["now"])
+    monkeypatch.setattr(bench.model, "time", SimpleNamespace(perf_counter=lambda: clock["now"]))
 
     def model(name, seconds):
         def predict(images):
