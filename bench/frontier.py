@@ -53,8 +53,8 @@ CANDIDATES = (  # widths, stem
 CANDIDATE_QUANTIZATIONS = ("float32", "dynamic", "int8")
 SHIPPED = "shipped"  # the name the shipped .tflite is timed under beside each candidate
 # many short rounds for the block profile: neighbouring prefixes are timed a fraction of a second apart
-BLOCK_ROUNDS = 25
-BLOCK_RUNS = 40
+BLOCK_ROUNDS = 60
+BLOCK_RUNS = 10
 
 
 def measure_kept(directories: list[Path], test) -> list[dict]:

@@ -62,9 +62,9 @@ def latency_ms(predict) -> float:
 # one after another, the same graph took 2.6 and 3.5 ms in neighbouring rows of one run. Measured
 # in turns, every model sees the same drift, so their ratios hold even when the absolute figures
 # move.
-ROUNDS = 7
-ROUND_RUNS = 100
-ROUND_WARMUP = 30
+ROUNDS = 40
+ROUND_RUNS = 10
+ROUND_WARMUP = 5
 
 
 def interleaved_latency_ms(
