@@ -61,7 +61,8 @@ def latency_ms(predict) -> float:
 # A 2-core cloud machine's speed drifts while a bench runs (other tenants, clock changes): measured
 # one after another, the same graph took 2.6 and 3.5 ms in neighbouring rows of one run. Measured
 # in turns, every model sees the same drift, so their ratios hold even when the absolute figures
-# move.
+# move. Rounds are short because the drift is fast: one AVX2 machine switched between two speeds
+# within seconds, and with rounds of 100 calls (0.3 s) copies of one graph still differed by 20%.
 ROUNDS = 40
 ROUND_RUNS = 10
 ROUND_WARMUP = 5
