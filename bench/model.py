@@ -53,11 +53,6 @@ def _latencies_ms(predict, runs: int = LATENCY_RUNS, warmup: int = WARMUP_RUNS) 
     return np.array(latencies[warmup:]) * 1000
 
 
-def latency_ms(predict) -> float:
-    """The p50 of one image through ``predict``, as the table below measures it."""
-    return float(np.percentile(_latencies_ms(predict), 50))
-
-
 # A 2-core cloud machine's speed drifts while a bench runs (other tenants, clock changes): measured
 # one after another, the same graph took 2.6 and 3.5 ms in neighbouring rows of one run. Measured
 # in turns, every model sees the same drift, so their ratios hold even when the absolute figures
