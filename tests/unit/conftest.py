@@ -5,6 +5,7 @@ import os
 from pathlib import Path
 from types import SimpleNamespace
 
+import boto3
 import pytest
 from moto import mock_aws
 
@@ -47,6 +48,8 @@ def aws(monkeypatch):
     for key, value in FUNCTION_ENVIRONMENT.items():
         monkeypatch.setenv(key, value)
     with mock_aws():
+        # moto clears boto3's default session; this one keeps the parsed botocore models across tests
+        boto3.setup_default_session(botocore_session=aws_clients.session())
         create_storage(TEMPLATE, REGION)
         reset_process_state()
         yield SimpleNamespace(
