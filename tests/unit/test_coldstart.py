@@ -8,7 +8,7 @@ import json
 import pytest
 import slim_botocore
 
-from classifier.aws import SERVICES, client
+from classifier.aws import SERVICES, client, reset_clients, session
 from classifier.coldstart import gc_paused
 
 
@@ -54,6 +54,20 @@ def test_a_client_for_a_service_the_layer_does_not_ship_is_refused():
     with pytest.raises(ValueError, match="SERVICES"):
         client("ec2")
     assert {"dynamodb", "s3", "lambda"} <= set(SERVICES)
+
+
+def test_a_reset_makes_new_clients_from_the_models_already_parsed(aws, monkeypatch):
+    # given a client made, then an environment change that a reset must reach
+    before = client("s3")
+    loader = session().get_component("data_loader")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", "http://localhost:1")
+
+    reset_clients()
+
+    # then the next client is new and sees the change, from the loader that parsed the models
+    after = client("s3")
+    assert after is not before and after.meta.endpoint_url == "http://localhost:1"
+    assert session().get_component("data_loader") is loader
 
 
 def _service(data, name: str, prefix: str) -> None:
