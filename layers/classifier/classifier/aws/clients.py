@@ -63,9 +63,9 @@ def _loader(data_path: str | None) -> botocore.loaders.Loader:
 @cache
 def session() -> botocore.session.Session:
     made = botocore.session.get_session()
-    # The loader keeps the parsed service models, which no environment change alters, so it outlives
-    # reset_clients: a fresh session re-read them, about 30 ms a model and 70 ms for the endpoints,
-    # on every reset (tests reset for each one).
+    # The loader holds the parsed service models, which no environment change alters, so it outlives
+    # reset_clients. With a loader per session every reset parsed them again (about 30 ms a model,
+    # 70 ms for the endpoints), and the tests reset for each test.
     made.register_component("data_loader", _loader(made.get_config_variable("data_path")))
     return made
 
