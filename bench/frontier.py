@@ -5,6 +5,7 @@ just the winner.
     python -m bench.frontier               # the kept models (about a minute)
     python -m bench.frontier --candidates  # also the candidate architectures (needs TensorFlow, minutes)
     python -m bench.frontier --blocks      # also where the shipped network's time goes, block by block
+    python -m bench.frontier --runtimes    # also the shipped file under each of LiteRT's kernel sets
 
 Kept models are the shipped baseline (``classifier.cards.BASELINE_DIR``) and the previous
 baselines in ``models/`` (``infra.bootstrap.PREVIOUS_BASELINES_DIR``), which bootstrap registers so a
@@ -22,6 +23,10 @@ measured before anyone spends a GPU on training it. Each is timed in turns with 
 
 The block profile cuts a trained network after each block and times the prefixes in turns: the
 differences say where one image's time goes, beside each block's multiply-adds.
+
+The runtimes compare the shipped ``.tflite`` under the interpreter serving builds (LiteRT's default
+delegates: XNNPACK) with LiteRT's own optimised kernels alone, in turns, and check that both
+answer the same classes.
 """
 
 import argparse
@@ -55,6 +60,9 @@ SHIPPED = "shipped"  # the name the shipped .tflite is timed under beside each c
 # many short rounds for the block profile: neighbouring prefixes are timed a fraction of a second apart
 BLOCK_ROUNDS = 60
 BLOCK_RUNS = 10
+# LiteRT's kernel sets, by the op resolver an interpreter is built with (None: what serving uses)
+RUNTIMES = {"xnnpack (served)": None, "builtin kernels": "BUILTIN_WITHOUT_DEFAULT_DELEGATES"}
+RUNTIME_ROUNDS = 30
 
 
 def measure_kept(directories: list[Path], test) -> list[dict]:
@@ -190,6 +198,40 @@ def profile_blocks(path: Path) -> list[dict]:
     return rows
 
 
+def measure_runtimes(path: Path, images: np.ndarray, rounds: int = RUNTIME_ROUNDS) -> list[dict]:
+    """One image on one thread through ``path`` under each of :data:`RUNTIMES`, timed in turns, and
+    how often each one's top-1 on ``images`` equals the served runtime's."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    content = Path(path).read_bytes()
+    interpreters = {}
+    for name, resolver in RUNTIMES.items():
+        options = {} if resolver is None else {"experimental_op_resolver_type": OpResolverType[resolver]}
+        interpreters[name] = Interpreter(model_content=content, num_threads=1, **options)
+        interpreters[name].allocate_tensors()
+    top1 = {name: _top1(interpreter, images) for name, interpreter in interpreters.items()}
+    served = next(iter(RUNTIMES))
+    latencies = interleaved_latency_ms(
+        {name: _invoker(interpreter) for name, interpreter in interpreters.items()}, rounds=rounds
+    )
+    return [
+        {"runtime": name, **latencies[name], "top1_agreement": float(np.mean(top1[name] == top1[served]))}
+        for name in RUNTIMES
+    ]
+
+
+def _top1(interpreter, images: np.ndarray) -> np.ndarray:
+    """Each image's class, one at a time (the interpreter stays at batch 1 for the timing)."""
+    index = interpreter.get_input_details()[0]["index"]
+    output = interpreter.get_output_details()[0]["index"]
+    classes = []
+    for image in images:
+        interpreter.set_tensor(index, image[None])
+        interpreter.invoke()
+        classes.append(int(np.argmax(interpreter.get_tensor(output))))
+    return np.array(classes)
+
+
 def _invoker(interpreter):
     index = interpreter.get_input_details()[0]["index"]
 
@@ -213,6 +255,9 @@ def main(argv: list[str] | None = None) -> int:
         nargs="?",
         const=BASELINE_KERAS,
         help="also time a Keras model block by block (default: the shipped one)",
+    )
+    parser.add_argument(
+        "--runtimes", action="store_true", help="also time the shipped .tflite under each LiteRT kernel set"
     )
     parser.add_argument("--data", type=Path, default=TEST_DATA, help="the test zip")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
@@ -250,6 +295,16 @@ def main(argv: list[str] | None = None) -> int:
             per_mmac = f"{1000 * row['ms'] / row['mmacs']:.0f}" if row["mmacs"] >= 1 else "-"
             so_far = f"{row['p50_ms']:.2f} ({low:.2f}-{high:.2f})"
             print(f"{row['block']:<16} {row['mmacs']:>6.1f} {row['ms']:>6.2f} {per_mmac:>12} {so_far:>24}")
+    if args.runtimes:
+        print(f"\nThe shipped .tflite under each of LiteRT's kernel sets ({RUNTIME_ROUNDS} rounds in turns)")
+        print(f"{'runtime':<18} {'p50 ms':>7} {'spread':>12} {'same top-1 as served':>21}")
+        figures["runtimes"] = measure_runtimes(BASELINE / "model.tflite", test.images[::5])
+        for row in figures["runtimes"]:
+            low, high = row["spread_ms"]
+            print(
+                f"{row['runtime']:<18} {row['p50_ms']:>7.2f} {f'{low:.2f}-{high:.2f}':>12}"
+                f" {row['top1_agreement']:>21.2%}"
+            )
     if args.json:
         args.json.write_text(json.dumps(figures, indent=1, default=str) + "\n")
     return 0

@@ -214,6 +214,18 @@ def test_models_timed_in_turns_keep_their_ratio_while_the_machine_slows_down(mon
     assert figures["slow"]["p50_ms"] / figures["fast"]["p50_ms"] == pytest.approx(1.5)
 
 
+def test_the_runtimes_bench_times_each_litert_kernel_set_and_they_answer_the_same_classes(test_set):
+    from bench.frontier import RUNTIMES, measure_runtimes
+    from classifier.cards import BASELINE_DIR
+
+    rows = measure_runtimes(BASELINE_DIR / "model.tflite", test_set.images[::50], rounds=2)
+
+    assert [row["runtime"] for row in rows] == list(RUNTIMES)
+    assert all(len(row["rounds_ms"]) == 2 and row["p50_ms"] > 0 for row in rows)
+    # another kernel set is only a fair comparison if it computes the same model
+    assert all(row["top1_agreement"] >= 0.99 for row in rows)
+
+
 def test_int8_export_refuses_to_calibrate_without_a_training_set(tmp_path, test_zip):
     from classifier.training.export import export_model
 
