@@ -222,12 +222,11 @@ def measure_runtimes(path: Path, images: np.ndarray, rounds: int = RUNTIME_ROUND
 
 def _top1(interpreter, images: np.ndarray) -> np.ndarray:
     """Each image's class, one at a time (the interpreter stays at batch 1 for the timing)."""
-    index = interpreter.get_input_details()[0]["index"]
+    predict = _invoker(interpreter)
     output = interpreter.get_output_details()[0]["index"]
     classes = []
     for image in images:
-        interpreter.set_tensor(index, image[None])
-        interpreter.invoke()
+        predict(image[None])
         classes.append(int(np.argmax(interpreter.get_tensor(output))))
     return np.array(classes)
 
