@@ -1,19 +1,26 @@
 #!/usr/bin/env bash
-# Training runs side by side on one GPU machine with the JAX backend, each through the project's
-# own `python -m classifier train`, each sized to a time budget; then every resulting model's
-# test accuracy, single images and flip-averaged. Each argument is one run's flags; with none,
-# the three candidates that made stage 1 of the shipped baseline (docs/model.md, "How the
-# baseline was made"). Run through the device tool from the repository root after `make gpu-kit`,
-# carrying .devdata and .whl (docs/model.md, "Training on a GPU machine"). Writes the log, each
-# run's model and training record to $OUT.
+# Training runs on one GPU machine with the JAX backend, each through the project's own
+# `python -m classifier train`, each sized to a time budget; then every resulting model's test
+# accuracy, single images and flip-averaged. Each argument is one run's flags; a lone `--` ends a
+# stage. The runs of a stage train side by side; a later stage's flags may name an earlier run's
+# model as @runN, calibrated as export calibrates (so that teachers trained in the same call can
+# teach: an ensemble's members must not differ by confidence alone). With no arguments, the three
+# candidates that made stage 1 of the shipped baseline (docs/model.md, "How the baseline was
+# made"). Run through the device tool from the repository root after `make gpu-kit`, carrying
+# .devdata and .whl (docs/model.md, "Training on a GPU machine"). Writes the log, each run's model
+# and training record to $OUT.
 #
 #   infra/train-on-gpu.sh                                      # stage 1's three candidates
 #   infra/train-on-gpu.sh "--widths 32,64,256,256 --epochs 200 --cutout 12" "--recipe airbench --epochs 40"
+#   infra/train-on-gpu.sh "--epochs 200 --cutout 12" -- "--teacher @run0 --distillation 0.8 --budget-seconds 200"
+#
+# A run's own --budget-seconds overrides BUDGET; each run is stopped SLACK seconds after its
+# budget (data loading, compilation) if it is still going.
 set -u
 DATA=${DATA:-.devdata/cifar10-train.tar.gz}
 TEST=${TEST:-.devdata/cifar10-test.tar.gz}
 BUDGET=${BUDGET:-170}           # seconds of training per run (fewer epochs than asked if it must)
-RUN_TIMEOUT=${RUN_TIMEOUT:-$((BUDGET + 150))} # hard stop per run: the budget, data loading, compilation
+SLACK=${SLACK:-150}             # seconds past its budget before a run is stopped
 OUT=${OUT:-/tmp/gpu-out}
 PYTHON=${PYTHON:-python3}
 RUNS=${RUNS:-/tmp/runs}
@@ -24,7 +31,16 @@ if [ $# -eq 0 ]; then
          "--widths 32,64,256,256 --policy mixed_bfloat16 --epochs 200 --cutout 12" \
          "--widths 32,64,256,256 --policy mixed_bfloat16 --epochs 200 --cutout 16"
 fi
-if [ $# -gt 7 ]; then
+runs=0 widest=0 width=0
+for flags in "$@" --; do
+  if [ "$flags" = "--" ]; then
+    [ "$width" -gt "$widest" ] && widest=$width
+    width=0
+  else
+    runs=$((runs + 1)) width=$((width + 1))
+  fi
+done
+if [ "$runs" -gt 7 ]; then
   echo "at most 7 runs: each comes back as one file, with the log, and the device tool returns 8" >&2
   exit 2
 fi
@@ -35,45 +51,74 @@ if [ -n "$WHEELS" ] && ls "$WHEELS"/*.whl >/dev/null 2>&1; then
   export PYTHONPATH=/tmp/site
 fi
 export PYTHONPATH=${PYTHONPATH:+$PYTHONPATH:}layers/classifier KERAS_BACKEND=${KERAS_BACKEND:-jax} PYTHONUNBUFFERED=1
-# each run's share of the GPU's memory, so that all of them fit side by side
-export XLA_PYTHON_CLIENT_MEM_FRACTION=${XLA_PYTHON_CLIENT_MEM_FRACTION:-$(awk "BEGIN { print 0.9 / $# }")}
+# each run's share of the GPU's memory, so that the widest stage fits side by side
+export XLA_PYTHON_CLIENT_MEM_FRACTION=${XLA_PYTHON_CLIENT_MEM_FRACTION:-$(awk "BEGIN { print 0.9 / $widest }")}
 nvidia-smi -L 2>/dev/null
-names=()
-for flags in "$@"; do
-  name=run${#names[@]}
-  names+=("$name")
+
+# One run, in the background: @runN in its flags becomes that run's calibrated model.
+launch() {
+  local name=$1 flags budget=$BUDGET
+  flags=$(sed -E "s#@(run[0-9]+)#$RUNS/\\1/teacher.keras#g" <<<"$2")
+  [[ $flags =~ --budget-seconds[[:space:]]+([0-9]+) ]] && budget=${BASH_REMATCH[1]}
   # $flags is split on spaces on purpose: one argument holds one run's flags
   # shellcheck disable=SC2086
   { echo "flags: $flags"
-    timeout "$RUN_TIMEOUT" "$PYTHON" -m classifier train --data "$DATA" --out "$RUNS/$name" \
+    timeout "$((budget + SLACK))" "$PYTHON" -m classifier train --data "$DATA" --out "$RUNS/$name" \
       --budget-seconds "$BUDGET" $flags
     echo "$name: exit $?"; } > "$RUNS/$name.log" 2>&1 &
-done
-wait
-# One file per run comes back (the device tool returns at most 8): its model, or its latest
-# checkpoint if it ran out of time, with its training record, as $OUT/runN.tar.
-models=()
-for name in "${names[@]}"; do
-  { echo "== $name"; grep -v -i warning "$RUNS/$name.log" | tail -n 400; } >> "$OUT/train.log"
-  if [ -f "$RUNS/$name/model.keras" ]; then
-    models+=("$RUNS/$name/model.keras")
-    tar -cf "$OUT/$name.tar" -C "$RUNS/$name" model.keras training.json
-  else
-    latest=$(cd "$RUNS/$name" 2>/dev/null && ls -t checkpoints/epoch-*.keras 2>/dev/null | head -n 1)
-    [ -n "$latest" ] && models+=("$RUNS/$name/$latest") && tar -cf "$OUT/$name.tar" -C "$RUNS/$name" "$latest"
-  fi
-done
-[ ${#models[@]} -gt 0 ] && "$PYTHON" - "$TEST" "${models[@]}" <<'PY' | tee -a "$OUT/train.log"
-import sys, keras
+}
+
+# After a stage: one file per run comes back (the device tool returns at most 8), its model, or
+# its latest checkpoint if it ran out of time, with its training record, as $OUT/runN.tar; each
+# model's test accuracy is logged, and its calibrated copy kept as $RUNS/runN/teacher.keras.
+finish() {
+  local name latest models=()
+  for name in "$@"; do
+    { echo "== $name"; grep -v -i warning "$RUNS/$name.log" | tail -n 400; } >> "$OUT/train.log"
+    if [ -f "$RUNS/$name/model.keras" ]; then
+      models+=("$RUNS/$name/model.keras")
+      tar -cf "$OUT/$name.tar" -C "$RUNS/$name" model.keras training.json
+    else
+      latest=$(cd "$RUNS/$name" 2>/dev/null && ls -t checkpoints/epoch-*.keras 2>/dev/null | head -n 1)
+      [ -n "$latest" ] && models+=("$RUNS/$name/$latest") && tar -cf "$OUT/$name.tar" -C "$RUNS/$name" "$latest"
+    fi
+  done
+  [ ${#models[@]} -gt 0 ] && "$PYTHON" - "$TEST" "$RUNS" "${models[@]}" <<'PY' | tee -a "$OUT/train.log"
+import sys
+from pathlib import Path
+
+import keras
+
 from classifier.datasets import load_dataset
-import classifier.training.trainer  # registers the custom layers, initialisers and optimizer
+from classifier.evaluation import calibrate
+from classifier.training.trainer import float32_copy  # also registers the custom layers and optimizer
+
 test = load_dataset(sys.argv[1])
-for path in sys.argv[2:]:
+runs = Path(sys.argv[2])
+for path in sys.argv[3:]:
     model = keras.models.load_model(path)
     p = model.predict(test.images, batch_size=1000, verbose=0)
     pf = model.predict(test.images[:, :, ::-1], batch_size=1000, verbose=0)
-    print(path, "test accuracy", (p.argmax(1) == test.labels).mean(), "with flip TTA", ((p + pf).argmax(1) == test.labels).mean())
+    temperature = calibrate(p, test.labels)["temperature"]
+    run = runs / Path(path).relative_to(runs).parts[0]
+    float32_copy(model, temperature).save(run / "teacher.keras")
+    print(path, "test accuracy", (p.argmax(1) == test.labels).mean(), "with flip TTA",
+          ((p + pf).argmax(1) == test.labels).mean(), "temperature", temperature)
 PY
+}
+
+names=() stage=()
+for flags in "$@" --; do
+  if [ "$flags" = "--" ]; then
+    wait
+    [ ${#stage[@]} -gt 0 ] && finish "${stage[@]}"
+    stage=()
+  else
+    name=run${#names[@]}
+    names+=("$name") stage+=("$name")
+    launch "$name" "$flags"
+  fi
+done
 grep -E "^(==|flags|epoch|loaded|saved|run[0-9]+:)" "$OUT/train.log" | tail -n 60
-# fails when any run did (a run stopped by RUN_TIMEOUT exits 124; its checkpoint still came back)
+# fails when any run did (a run stopped by its timeout exits 124; its checkpoint still came back)
 ! grep -q -E "^run[0-9]+: exit [1-9]" "$OUT/train.log"

@@ -2,6 +2,9 @@
 the student trains on that epoch (shifted, flipped, blended), not for the clean images it has
 memorised; mixup blends image pairs and their targets by the same weight."""
 
+import dataclasses
+import time
+
 import numpy as np
 import pytest
 
@@ -149,6 +152,46 @@ def test_augmented_views_need_teacher_models_on_every_run(tmp_path):
         train(images, labels, tmp_path / "a", hp, teacher=np.full((32, 10), 0.1, np.float32))
     with pytest.raises(ValueError, match="teacher models"):
         train(images, labels, tmp_path / "b", hp, teacher=None)
+
+
+@pytest.mark.parametrize("views, calls", [("augmented", 1), ("augmented-flip", 2)])
+def test_a_live_teacher_is_timed_on_a_sample_and_scaled_to_the_epoch(monkeypatch, views, calls):
+    from classifier.training import trainer
+
+    pause = 0.05
+    sizes = []
+
+    def slow_predict(teacher, images):
+        sizes.append(len(images))
+        time.sleep(pause)
+        return np.full((len(images), 10), 0.1, np.float32)
+
+    monkeypatch.setattr(trainer, "_predict", slow_predict)
+    images = _images(2 * trainer.TEACHER_TIMING_IMAGES)
+    hp = trainer.HyperParameters(distillation=0.5, teacher_views=views)
+
+    seconds = trainer.teacher_seconds_per_epoch([_teacher(), _teacher(2)], images, hp)
+
+    # one untimed call, one timed, each on the sample, once per member and view
+    assert sizes == [trainer.TEACHER_TIMING_IMAGES] * (2 * 2 * calls)
+    assert seconds >= 2 * (2 * calls * pause)  # the sample is half the images
+
+
+@pytest.mark.slow
+def test_a_time_budget_leaves_room_for_a_live_teacher_and_only_for_a_live_one(tmp_path, monkeypatch):
+    from classifier.training import trainer
+
+    monkeypatch.setattr(trainer, "teacher_seconds_per_epoch", lambda teacher, images, hp: 30.0)
+    images, labels = _images(64), np.arange(64) % 10
+    hp = trainer.HyperParameters(epochs=5, batch_size=32, widths=(8, 8, 8, 8), distillation=0.5)
+    live = dataclasses.replace(hp, teacher_views="augmented")
+
+    taught = trainer.train(images, labels, tmp_path / "live", live, teacher=_teacher(), budget_seconds=100)
+    fixed = trainer.train(images, labels, tmp_path / "fixed", hp, teacher=_teacher(), budget_seconds=100)
+
+    # 100 s over (30 s of teaching + the student's steps) with the 15% margin: 2 epochs
+    assert taught.finished and taught.hyper_parameters.epochs == 2
+    assert fixed.finished and fixed.hyper_parameters.epochs == 5
 
 
 @pytest.mark.parametrize(

@@ -1,10 +1,12 @@
 """What a GPU run carries (``infra.devdata``) and the script it runs there (``infra/train-on-gpu.sh``)."""
 
+import json
 import os
 import subprocess
 import sys
 import tarfile
 import zipfile
+from hashlib import sha256
 
 import pytest
 
@@ -59,12 +61,13 @@ def test_the_kit_reports_what_travels_and_fails_over_the_cap(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_the_gpu_script_trains_each_run_and_returns_one_file_per_run(tmp_path):
-    """The script as the GPU machine runs it, under JAX, here on the CPU: three runs side by side
-    (the default recipe; one distilled from the shipped model on augmented, mixed views; airbench's
-    recipe, whose optimizer is this project's own), then the test accuracy of each."""
+def test_the_gpu_script_trains_each_stage_and_returns_one_file_per_run(tmp_path):
+    """The script as the GPU machine runs it, under JAX, here on the CPU. First stage, two runs
+    side by side: the default recipe, and airbench's (whose optimizer is this project's own).
+    Second stage: one run distilled from the shipped model and the first stage's first run, on
+    augmented, mixed views. Then the test accuracy of each."""
     train = devdata.repack(small_zip(tmp_path / "train.zip", 24), tmp_path / "train.tar.gz")
-    out = tmp_path / "out"
+    out, runs_dir = tmp_path / "out", tmp_path / "runs"
     env = {
         **os.environ,
         "KERAS_BACKEND": "jax",
@@ -73,16 +76,17 @@ def test_the_gpu_script_trains_each_run_and_returns_one_file_per_run(tmp_path):
         "DATA": str(train),
         "TEST": str(train),
         "OUT": str(out),
-        "RUNS": str(tmp_path / "runs"),
+        "RUNS": str(runs_dir),
         "BUDGET": "600",
         "WHEELS": "",  # this machine's Keras, not the GPU machine's wheels
     }
     baseline = "layers/classifier/classifier/baseline/model.keras"
     runs = [
         "--epochs 1 --widths 8,8,8,8 --batch-size 8",
-        f"--epochs 1 --batch-size 8 --init {baseline} --teacher {baseline} --distillation 0.8 "
-        "--teacher-views augmented --mixup 0.5",
         "--epochs 2 --recipe airbench --widths 24,8,8,8 --batch-size 8 --policy mixed_bfloat16",
+        "--",
+        f"--epochs 1 --batch-size 8 --init {baseline} --teacher {baseline},@run0 --distillation 0.8 "
+        "--teacher-views augmented --mixup 0.5 --budget-seconds 300",
     ]
 
     result = subprocess.run(
@@ -94,7 +98,7 @@ def test_the_gpu_script_trains_each_run_and_returns_one_file_per_run(tmp_path):
         timeout=600,
     )
     too_many = subprocess.run(
-        ["bash", "infra/train-on-gpu.sh", *["--epochs 1"] * 8],
+        ["bash", "infra/train-on-gpu.sh", *["--epochs 1"] * 4, "--", *["--epochs 1"] * 4],
         cwd=REPO,
         env=env,
         capture_output=True,
@@ -110,4 +114,13 @@ def test_the_gpu_script_trains_each_run_and_returns_one_file_per_run(tmp_path):
         assert f"runs/{run}/model.keras test accuracy" in result.stdout
     log = (out / "train.log").read_text()
     assert all(f"run{i}: exit 0" in log for i in range(3)) and "backend jax" in log
+    # the second stage was taught by the first stage's run, calibrated, in the very bytes it left
+    teacher = runs_dir / "run0" / "teacher.keras"
+    with tarfile.open(out / "run2.tar") as tar:
+        record = json.load(tar.extractfile("training.json"))
+    assert record["teacher"] == f"{baseline},{teacher}"
+    assert record["teacher_files"][1] == {
+        "path": str(teacher),
+        "sha256": sha256(teacher.read_bytes()).hexdigest(),
+    }
     assert too_many.returncode == 2 and "at most 7 runs" in too_many.stderr

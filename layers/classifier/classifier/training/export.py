@@ -3,7 +3,7 @@
 Keras 3 path: ``model.export()`` writes a SavedModel, ``TFLiteConverter.from_saved_model`` turns
 it into ``.tflite``. Needs TensorFlow (training environment only).
 
-Calibration: a softmax temperature fitted at export (``calibrate``) undoes the under-confidence
+Calibration: a softmax temperature fitted at export (``classifier.evaluation.calibrate``) undoes the under-confidence
 that label smoothing leaves; it is baked into the exported graph.
 
 Quantisation (measured on the shipped baseline, 5,000 test images, see its card):
@@ -30,13 +30,7 @@ import numpy as np
 from classifier.clock import utc_now
 from classifier.datasets import load_dataset
 from classifier.drift import reference_figures
-from classifier.evaluation import (
-    apply_temperature,
-    expected_calibration_error,
-    fit_temperature,
-    metrics,
-    predict_batched,
-)
+from classifier.evaluation import apply_temperature, calibrate, metrics, predict_batched
 from classifier.labels import LABELS
 from classifier.litert import TFLiteModel
 from classifier.storage import CARD_NAME
@@ -83,21 +77,6 @@ def runtime_versions() -> dict:
             continue
         versions[name] = getattr(module, "__version__", "unknown")
     return versions
-
-
-def calibrate(probabilities: np.ndarray, labels: np.ndarray) -> dict:
-    """Fit a softmax temperature on the even-indexed half of the test set; report the expected
-    calibration error on the other half before and after."""
-    fit, held_out = np.arange(0, len(labels), 2), np.arange(1, len(labels), 2)
-    temperature = fit_temperature(probabilities[fit], labels[fit])
-    return {
-        "temperature": temperature,
-        "fitted_on": f"even-indexed half of the test set ({len(fit)} images)",
-        "ece_held_out_before": expected_calibration_error(probabilities[held_out], labels[held_out]),
-        "ece_held_out_after": expected_calibration_error(
-            apply_temperature(probabilities[held_out], temperature), labels[held_out]
-        ),
-    }
 
 
 def export_model(

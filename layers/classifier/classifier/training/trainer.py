@@ -75,6 +75,7 @@ from classifier.training.network import (
 
 STATE_FILE = "state.json"
 TEACHER_FILE = "teacher.npy"
+TEACHER_TIMING_IMAGES = 1000  # two of _predict's batches: enough to time a live teacher
 # Timed steps miss the per-epoch costs (fit set-up, host-to-device copies, checkpoint writes).
 EPOCH_OVERHEAD = 1.15  # names the latest epoch's model file; written last
 OPTIMIZERS = ("sgd", "lookahead")
@@ -511,8 +512,13 @@ def plan_epochs(hp: HyperParameters, seconds_per_epoch: float, budget_seconds: f
     return max(1, min(hp.epochs, math.floor(planned)))
 
 
-def measure_seconds_per_epoch(images: np.ndarray, hp: HyperParameters, steps: int = 6) -> float:
-    """Time a few training steps on a throw-away model (compilation excluded)."""
+def measure_seconds_per_epoch(
+    images: np.ndarray, hp: HyperParameters, teacher: Sequence[keras.Model] | None = None, steps: int = 6
+) -> float:
+    """Time a few training steps on a throw-away model (compilation excluded), plus what a live
+    ``teacher`` (augmented views) spends on an epoch's images: it runs before each epoch's steps,
+    and an ensemble of wide networks can cost more than the student's training."""
+    teaching = teacher_seconds_per_epoch(teacher, images, hp) if teacher else 0.0
     model = make_model(hp.widths, hp.dtype_policy, activation=hp.activation, stem=hp.stem)
     compile_model(model, hp, steps_per_epoch=max(1, len(images) // hp.batch_size))
     x, y = epoch_data(images[: hp.batch_size], np.zeros(min(len(images), hp.batch_size), int), hp, 0)
@@ -521,7 +527,21 @@ def measure_seconds_per_epoch(images: np.ndarray, hp: HyperParameters, steps: in
     for _ in range(steps):
         model.train_on_batch(x, y)
     per_step = (time.perf_counter() - start) / steps
-    return per_step * math.ceil(len(images) / hp.batch_size)
+    return per_step * math.ceil(len(images) / hp.batch_size) + teaching
+
+
+def teacher_seconds_per_epoch(
+    teacher: Sequence[keras.Model], images: np.ndarray, hp: HyperParameters
+) -> float:
+    """Time ``live_teacher_targets`` on a sample of ``images`` (its compilation excluded), scaled
+    to the whole set."""
+    sample = images[:TEACHER_TIMING_IMAGES]
+    targets = np.zeros((len(sample), NUM_CLASSES), np.float32)
+    flip = hp.teacher_views == "augmented-flip"
+    live_teacher_targets(teacher, sample, targets, hp.distillation, flip=flip)  # compile
+    start = time.perf_counter()
+    live_teacher_targets(teacher, sample, targets, hp.distillation, flip=flip)
+    return (time.perf_counter() - start) * len(images) / len(sample)
 
 
 def train(
@@ -561,9 +581,8 @@ def train(
         if init_model is not None:
             hp = dataclasses.replace(hp, **architecture_of(init_model))
         if budget_seconds is not None:
-            hp = dataclasses.replace(
-                hp, epochs=plan_epochs(hp, measure_seconds_per_epoch(images, hp), budget_seconds)
-            )
+            seconds = measure_seconds_per_epoch(images, hp, _live_teachers(hp, teacher))
+            hp = dataclasses.replace(hp, epochs=plan_epochs(hp, seconds, budget_seconds))
         model = make_model(hp.widths, hp.dtype_policy, activation=hp.activation, stem=hp.stem)
         if init_model is not None:
             model.set_weights(init_model.get_weights())
@@ -582,14 +601,8 @@ def train(
             "checkpoint": None,
         }
 
-    soft, live = None, None
-    if hp.distillation and hp.teacher_views.startswith("augmented"):
-        live = [teacher] if isinstance(teacher, keras.Model | np.ndarray) else list(teacher or [])
-        if not live or not all(isinstance(member, keras.Model) for member in live):
-            # probabilities computed elsewhere are for the clean images only; nothing is cached
-            # either, so a resumed run needs its teacher models again
-            raise ValueError("distillation on augmented views needs teacher models (.keras), on every run")
-    elif hp.distillation:
+    soft, live = None, _live_teachers(hp, teacher)
+    if hp.distillation and live is None:
         if teacher is None and not (checkpoint_dir / TEACHER_FILE).exists():
             raise ValueError("distillation needs a teacher model")
         soft = teacher_probabilities(teacher, images, checkpoint_dir)
@@ -636,6 +649,21 @@ def train(
         hyper_parameters=hp,
         seconds=state["seconds"],
     )
+
+
+def _live_teachers(
+    hp: HyperParameters, teacher: Teacher | Sequence[Teacher] | None
+) -> list[keras.Model] | None:
+    """The teacher models that score every epoch's augmented images, or None when the teacher's
+    views are fixed (or there is no distillation)."""
+    if not (hp.distillation and hp.teacher_views.startswith("augmented")):
+        return None
+    live = [teacher] if isinstance(teacher, keras.Model | np.ndarray) else list(teacher or [])
+    if not live or not all(isinstance(member, keras.Model) for member in live):
+        # probabilities computed elsewhere are for the clean images only; nothing is cached
+        # either, so a resumed run needs its teacher models again
+        raise ValueError("distillation on augmented views needs teacher models (.keras), on every run")
+    return live
 
 
 def _save_checkpoint(model: keras.Model, state: dict, checkpoint_dir: Path) -> None:
