@@ -79,6 +79,7 @@ def test_the_gpu_script_trains_each_stage_and_returns_one_file_per_run(tmp_path)
         "RUNS": str(runs_dir),
         "BUDGET": "600",
         "WHEELS": "",  # this machine's Keras, not the GPU machine's wheels
+        "FILE_LIMIT": "1000000",  # between the tiny runs' files and the shipped network's
     }
     baseline = "layers/classifier/classifier/baseline/model.keras"
     runs = [
@@ -114,6 +115,8 @@ def test_the_gpu_script_trains_each_stage_and_returns_one_file_per_run(tmp_path)
         assert f"runs/{run}/model.keras test accuracy" in result.stdout
     log = (out / "train.log").read_text()
     assert all(f"run{i}: exit 0" in log for i in range(3)) and "backend jax" in log
+    # a file the device tool would not return is named in the log
+    assert "run2: run2.tar is over 1000000 bytes" in log and "run0: run0.tar is over" not in log
     # the second stage was taught by the first stage's run, calibrated, in the very bytes it left
     teacher = runs_dir / "run0" / "teacher.keras"
     with tarfile.open(out / "run2.tar") as tar:
