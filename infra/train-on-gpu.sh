@@ -15,7 +15,8 @@
 #   infra/train-on-gpu.sh "--epochs 200 --cutout 12" -- "--teacher @run0 --distillation 0.8 --budget-seconds 200"
 #
 # A run's own --budget-seconds overrides BUDGET; each run is stopped SLACK seconds after its
-# budget (data loading, compilation) if it is still going.
+# budget (data loading, compilation) if it is still going. EXTRA is appended to every run's flags
+# (later flags win): EXTRA="--limit 200 --epochs 1" rehearses a plan in minutes.
 set -u
 DATA=${DATA:-.devdata/cifar10-train.tar.gz}
 TEST=${TEST:-.devdata/cifar10-test.tar.gz}
@@ -119,7 +120,7 @@ for flags in "$@" --; do
   else
     name=run${#names[@]}
     names+=("$name") stage+=("$name")
-    launch "$name" "$flags"
+    launch "$name" "$flags${EXTRA:+ $EXTRA}"
   fi
 done
 grep -E "^(==|flags|epoch|loaded|saved|run[0-9]+:)" "$OUT/train.log" | tail -n 60

@@ -61,11 +61,12 @@ def test_the_kit_reports_what_travels_and_fails_over_the_cap(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_the_gpu_script_trains_each_stage_and_returns_one_file_per_run(tmp_path):
-    """The script as the GPU machine runs it, under JAX, here on the CPU. First stage, two runs
-    side by side: the default recipe, and airbench's (whose optimizer is this project's own).
-    Second stage: one run distilled from the shipped model and the first stage's first run, on
-    augmented, mixed views. Then the test accuracy of each."""
+def test_the_gpu_plan_trains_its_teachers_then_students_taught_by_them(tmp_path):
+    """The plan a GPU session runs (infra/gpu-plan.sh, through infra/train-on-gpu.sh) as the GPU
+    machine runs it, under JAX, here on the CPU and on a few images, one epoch each: three
+    teachers side by side (two recipes' conv networks, airbench's whitening network and
+    optimizer), then two students taught on augmented, mixed views by the kept wide network and
+    the first stage's three runs, calibrated; then the test accuracy of each."""
     train = devdata.repack(small_zip(tmp_path / "train.zip", 24), tmp_path / "train.tar.gz")
     out, runs_dir = tmp_path / "out", tmp_path / "runs"
     env = {
@@ -77,26 +78,13 @@ def test_the_gpu_script_trains_each_stage_and_returns_one_file_per_run(tmp_path)
         "TEST": str(train),
         "OUT": str(out),
         "RUNS": str(runs_dir),
-        "BUDGET": "600",
+        "EXTRA": "--epochs 1 --batch-size 8",
         "WHEELS": "",  # this machine's Keras, not the GPU machine's wheels
-        "FILE_LIMIT": "1000000",  # between the tiny runs' files and the shipped network's
+        "FILE_LIMIT": "6000000",  # between the students' files and the teachers'
     }
-    baseline = "layers/classifier/classifier/baseline/model.keras"
-    runs = [
-        "--epochs 1 --widths 8,8,8,8 --batch-size 8",
-        "--epochs 2 --recipe airbench --widths 24,8,8,8 --batch-size 8 --policy mixed_bfloat16",
-        "--",
-        f"--epochs 1 --batch-size 8 --init {baseline} --teacher {baseline},@run0 --distillation 0.8 "
-        "--teacher-views augmented --mixup 0.5 --budget-seconds 300",
-    ]
 
     result = subprocess.run(
-        ["bash", "infra/train-on-gpu.sh", *runs],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
+        ["bash", "infra/gpu-plan.sh"], cwd=REPO, env=env, capture_output=True, text=True, timeout=900
     )
     too_many = subprocess.run(
         ["bash", "infra/train-on-gpu.sh", *["--epochs 1"] * 4, "--", *["--epochs 1"] * 4],
@@ -108,22 +96,28 @@ def test_the_gpu_script_trains_each_stage_and_returns_one_file_per_run(tmp_path)
     )
 
     assert result.returncode == 0, result.stderr[-2000:]
-    assert {p.name for p in out.iterdir()} == {"train.log", "run0.tar", "run1.tar", "run2.tar"}
-    for run in ("run0", "run1", "run2"):
+    runs = [f"run{i}" for i in range(5)]
+    assert {p.name for p in out.iterdir()} == {"train.log", *(f"{run}.tar" for run in runs)}
+    records = {}
+    for run in runs:
         with tarfile.open(out / f"{run}.tar") as tar:
             assert sorted(tar.getnames()) == ["model.keras", "training.json"]
+            records[run] = json.load(tar.extractfile("training.json"))
         assert f"runs/{run}/model.keras test accuracy" in result.stdout
     log = (out / "train.log").read_text()
-    assert all(f"run{i}: exit 0" in log for i in range(3)) and "backend jax" in log
+    assert all(f"{run}: exit 0" in log for run in runs) and "backend jax" in log
+    # the students were taught by the kept wide network and the very bytes of the first stage's
+    # calibrated copies; the second is the shipped network pruned
+    teachers = [runs_dir / f"run{i}" / "teacher.keras" for i in range(3)]
+    for student in ("run3", "run4"):
+        assert records[student]["teacher"] == ",".join(
+            ["models/v20261127-baseline/model.keras", *map(str, teachers)]
+        )
+        assert records[student]["teacher_files"][1:] == [
+            {"path": str(path), "sha256": sha256(path.read_bytes()).hexdigest()} for path in teachers
+        ]
+    assert records["run4"]["hyper_parameters"]["widths"] == [32, 64, 160, 160]
+    assert records["run2"]["hyper_parameters"]["optimizer"] == "lookahead"
     # a file the device tool would not return is named in the log
-    assert "run2: run2.tar is over 1000000 bytes" in log and "run0: run0.tar is over" not in log
-    # the second stage was taught by the first stage's run, calibrated, in the very bytes it left
-    teacher = runs_dir / "run0" / "teacher.keras"
-    with tarfile.open(out / "run2.tar") as tar:
-        record = json.load(tar.extractfile("training.json"))
-    assert record["teacher"] == f"{baseline},{teacher}"
-    assert record["teacher_files"][1] == {
-        "path": str(teacher),
-        "sha256": sha256(teacher.read_bytes()).hexdigest(),
-    }
+    assert "run0: run0.tar is over 6000000 bytes" in log and "run3: run3.tar is over" not in log
     assert too_many.returncode == 2 and "at most 7 runs" in too_many.stderr
