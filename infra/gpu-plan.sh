@@ -7,8 +7,10 @@
 # Stage 1: three teachers of three recipes side by side, BUDGET seconds of steps each. Stage 2:
 # two students side by side, STUDENT_BUDGET seconds each, taught by those three and the kept wide
 # network on their own augmented, mixed images: the shipped network from its weights, for
-# accuracy, and the same pruned to 32/64/160/160 (86M multiply-adds, 3 ms on AVX2-only CPUs).
-# About 510 s on an H100. Each run's model comes back in $OUT as runN.tar; export them here.
+# accuracy, and the same pruned to 32/64/160/160 (86M multiply-adds: about 2.8 ms untrained on
+# the AVX2-only CPUs, where the shipped one takes 3.2 to 3.5). About 510 s on an H100, by
+# estimate (docs/model.md, "Next"). Each run's model comes back in $OUT as runN.tar; export
+# them here.
 set -u
 cd "$(dirname "$0")/.." || exit 1
 export BUDGET=${BUDGET:-150}
