@@ -15,13 +15,16 @@
 #   infra/train-on-gpu.sh "--epochs 200 --cutout 12" -- "--teacher @run0 --distillation 0.8 --budget-seconds 200"
 #
 # A run's own --budget-seconds overrides BUDGET; each run is stopped SLACK seconds after its
-# budget (data loading, compilation) if it is still going. EXTRA is appended to every run's flags
-# (later flags win): EXTRA="--limit 200 --epochs 1" rehearses a plan in minutes.
+# budget (data loading, compilation) if it is still going, and under a DEADLINE sooner. EXTRA is
+# appended to every run's flags (later flags win): EXTRA="--limit 200 --epochs 1" rehearses a
+# plan in minutes.
 set -u
 DATA=${DATA:-.devdata/cifar10-train.tar.gz}
 TEST=${TEST:-.devdata/cifar10-test.tar.gz}
 BUDGET=${BUDGET:-170}           # seconds of training per run (fewer epochs than asked if it must)
 SLACK=${SLACK:-150}             # seconds past its budget before a run is stopped
+DEADLINE=${DEADLINE:-}          # seconds after the start by which the script is to end (none if empty)
+FINISH=${FINISH:-40}            # seconds a stage's check and packing take, kept free before DEADLINE
 OUT=${OUT:-/tmp/gpu-out}
 PYTHON=${PYTHON:-python3}
 RUNS=${RUNS:-/tmp/runs}
@@ -57,15 +60,30 @@ export PYTHONPATH=${PYTHONPATH:+$PYTHONPATH:}layers/classifier KERAS_BACKEND=${K
 export XLA_PYTHON_CLIENT_MEM_FRACTION=${XLA_PYTHON_CLIENT_MEM_FRACTION:-$(awk "BEGIN { print 0.9 / $widest }")}
 nvidia-smi -L 2>/dev/null
 
-# One run, in the background: @runN in its flags becomes that run's calibrated model.
+# One run, in the background: @runN in its flags becomes that run's calibrated model. Under a
+# DEADLINE its budget shrinks to what is left less SLACK (so its schedule still ends, annealed),
+# and it is stopped FINISH seconds before the deadline, leaving time to pack what it made.
 launch() {
-  local name=$1 flags budget=$BUDGET
-  flags=$(sed -E "s#@(run[0-9]+)#$RUNS/\\1/teacher.keras#g" <<<"$2")
-  [[ $flags =~ --budget-seconds[[:space:]]+([0-9]+) ]] && budget=${BASH_REMATCH[1]}
+  local name=$1 flags budget=$BUDGET left stop
+  flags=$(sed -E "s#@(run[0-9]+)#$RUNS/\1/teacher.keras#g" <<<"$2")
+  budget=$(grep -o -E -- "--budget-seconds[[:space:]]+[0-9]+" <<<"--budget-seconds $BUDGET $flags" | tail -n 1 | grep -o -E "[0-9]+$")
+  stop=$((budget + SLACK))
+  if [ -n "$DEADLINE" ]; then
+    left=$((DEADLINE - SECONDS))
+    if [ $((left - SLACK)) -lt "$budget" ]; then
+      budget=$((left - SLACK)) flags="$flags --budget-seconds $budget"
+    fi
+    [ $((left - FINISH)) -lt "$stop" ] && stop=$((left - FINISH))
+    if [ "$budget" -lt 1 ]; then
+      echo "$name: skipped, ${left} s left before the deadline" > "$RUNS/$name.log"
+      return
+    fi
+  fi
   # $flags is split on spaces on purpose: one argument holds one run's flags
   # shellcheck disable=SC2086
   { echo "flags: $flags"
-    timeout "$((budget + SLACK))" "$PYTHON" -m classifier train --data "$DATA" --out "$RUNS/$name" \
+    echo "$name: stopped if still going after $stop s"
+    timeout "$stop" "$PYTHON" -m classifier train --data "$DATA" --out "$RUNS/$name" \
       --budget-seconds "$BUDGET" $flags
     echo "$name: exit $?"; } > "$RUNS/$name.log" 2>&1 &
 }
@@ -124,5 +142,6 @@ for flags in "$@" --; do
   fi
 done
 grep -E "^(==|flags|epoch|loaded|saved|run[0-9]+:)" "$OUT/train.log" | tail -n 60
-# fails when any run did (a run stopped by its timeout exits 124; its checkpoint still came back)
-! grep -q -E "^run[0-9]+: exit [1-9]" "$OUT/train.log"
+# fails when any run did or was skipped (a run stopped by its timeout exits 124; its checkpoint
+# still came back)
+! grep -q -E "^run[0-9]+: (exit [1-9]|skipped)" "$OUT/train.log"

@@ -1,6 +1,7 @@
 """What a GPU run carries (``infra.devdata``) and the script it runs there (``infra/train-on-gpu.sh``)."""
 
 import json
+import re
 import os
 import subprocess
 import sys
@@ -121,3 +122,69 @@ def test_the_gpu_plan_trains_its_teachers_then_students_taught_by_them(tmp_path)
     # a file the device tool would not return is named in the log
     assert "run0: run0.tar is over 6000000 bytes" in log and "run3: run3.tar is over" not in log
     assert too_many.returncode == 2 and "at most 7 runs" in too_many.stderr
+
+
+FAKE_PYTHON = """#!/usr/bin/env bash
+# stands in for python: `-m classifier train ... --out DIR ...` leaves a model and a record in DIR
+if [ "$1" = "-m" ]; then
+  prev=; for arg in "$@"; do [ "$prev" = "--out" ] && out=$arg; prev=$arg; done
+  mkdir -p "$out" && echo model > "$out/model.keras" && echo '{}' > "$out/training.json"
+  echo "train $*"
+else
+  cat > /dev/null
+fi
+"""
+
+
+def _script(tmp_path, *runs, **env):
+    python = tmp_path / "python"
+    python.write_text(FAKE_PYTHON)
+    python.chmod(0o755)
+    result = subprocess.run(
+        ["bash", "infra/train-on-gpu.sh", *runs],
+        cwd=REPO,
+        env={
+            **os.environ,
+            "PYTHON": str(python),
+            "OUT": str(tmp_path / "out"),
+            "RUNS": str(tmp_path / "runs"),
+            "WHEELS": "",
+            **env,
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    return result, (tmp_path / "out" / "train.log").read_text()
+
+
+@pytest.mark.parametrize(
+    "deadline, budget, stop",
+    [
+        ("", 200, 350),  # the run's own budget; stopped SLACK later
+        ("1000", 200, 350),  # a deadline far off changes nothing
+        ("380", 200, 340),  # the budget fits; stopped FINISH before the deadline
+        ("300", 150, 260),  # what is left less SLACK
+    ],
+)
+def test_a_runs_budget_and_stop_fit_its_own_flags_and_the_deadline(tmp_path, deadline, budget, stop):
+    result, log = _script(
+        tmp_path, "--epochs 3 --budget-seconds 200", BUDGET="300", SLACK="150", FINISH="40", DEADLINE=deadline
+    )
+
+    assert result.returncode == 0, result.stderr
+    # the last --budget-seconds is the one argparse keeps; a second may pass before the launch
+    given = int(re.findall(r"--budget-seconds (\d+)", re.search(r"^train .*$", log, re.M)[0])[-1])
+    stopped = int(re.search(r"run0: stopped if still going after (\d+) s", log)[1])
+    assert budget - 2 <= given <= budget and stop - 2 <= stopped <= stop
+    assert "run0: exit 0" in log and (tmp_path / "out" / "run0.tar").exists()
+
+
+def test_a_run_with_no_time_left_before_the_deadline_is_skipped_and_the_script_fails(tmp_path):
+    result, log = _script(
+        tmp_path, "--epochs 3", "--", "--epochs 3", BUDGET="100", SLACK="150", DEADLINE="120"
+    )
+
+    assert result.returncode != 0
+    assert "run0: skipped" in log and "run1: skipped" in log
+    assert not (tmp_path / "out" / "run0.tar").exists()
