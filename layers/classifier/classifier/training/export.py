@@ -3,8 +3,8 @@
 Keras 3 path: ``model.export()`` writes a SavedModel, ``TFLiteConverter.from_saved_model`` turns
 it into ``.tflite``. Needs TensorFlow (training environment only).
 
-Calibration: a softmax temperature fitted at export (``classifier.evaluation.calibrate``) undoes the under-confidence
-that label smoothing leaves; it is baked into the exported graph.
+Calibration: a softmax temperature fitted at export (``classifier.evaluation.calibrate``) undoes
+the under-confidence that label smoothing leaves; it is baked into the exported graph.
 
 Quantisation (measured on the shipped baseline, 5,000 test images, see its card):
 - ``dynamic`` (default): int8 weights, float activations. Half the size of float16 and the
