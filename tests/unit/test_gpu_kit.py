@@ -1,8 +1,9 @@
-"""What a GPU run carries (``infra.devdata``) and the script it runs there (``infra/train-on-gpu.sh``)."""
+"""What a GPU run carries (``infra.devdata``), the script it runs there (``infra/train-on-gpu.sh``)
+and the plan that script is given (``infra/gpu-plan.sh``)."""
 
 import json
-import re
 import os
+import re
 import subprocess
 import sys
 import tarfile
